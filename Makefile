@@ -1,0 +1,25 @@
+# The two commands of the README. Both set everything up on a fresh machine and are idempotent.
+#   make demo   the main job on the embedded synthetic KITTI world (QUICK=1 for a short run)
+#   make test   the test suite (CPU)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test venv clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) scripts/run_demo.py $(if $(QUICK),--quick,)
+
+clean-demo:
+	rm -rf demo_output data/synthetic_kitti

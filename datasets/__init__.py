@@ -1,0 +1,14 @@
+"""Dataset loaders: KITTI raw / odometry / depth (and SceneFlow), sharing MonoDataset."""
+from .kitti_dataset import KITTIDepthDataset, KITTIOdomDataset, KITTIRAWDataset
+from .mono_dataset import DatasetError, MonoDataset
+
+__all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset", "KITTIDepthDataset"]
+
+_DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset}
+
+
+def dataset_class(name: str):
+    """--dataset name -> loader class."""
+    if name not in _DATASETS:
+        raise ValueError(f"--dataset {name!r}: available loaders are {', '.join(sorted(_DATASETS))}")
+    return _DATASETS[name]

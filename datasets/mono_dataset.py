@@ -1,0 +1,192 @@
+"""Shared sampling for all datasets: frames, augmentation, image pyramid, intrinsics, hints.
+
+A sample is a dict with monodepth2's keys (documented here once):
+  ("color", f, s)      [3, H/2^s, W/2^s] float in [0, 1], frame f (0, -1, 1, ..., or "s") at scale s
+  ("color_aug", f, s)  the same with the sample's colour augmentation (identical to "color"
+                       when not augmenting); the network sees this, losses use "color"
+  ("K", s), ("inv_K", s)   [4, 4] pixel intrinsics of scale s and their inverse
+  "stereo_T"           [4, 4] transform from this camera to the other stereo camera (baseline
+                       0.1 along x; its sign follows the side and the horizontal flip)
+  "depth_hint"         [1, H, W] hint depth in training units (0 = no hint)   (with hints)
+  "depth_hint_mask"    [1, H, W] 1 where a hint exists                          (with hints)
+  "depth_gt"           [1, h, w] ground-truth depth in metres where the dataset has it
+Flipping mirrors every image and the hint, and flips the stereo sign; intrinsics stay valid
+because the normalised principal point is centred.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import cv2
+import numpy as np
+import torch
+import torch.utils.data as data
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from depth_hints import geometry
+from depth_hints.hints import hint_file_path, load_hint
+from depth_hints.splits import Sample
+
+NUM_SCALES = 4
+COLOR_JITTER = dict(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2), hue=(-0.1, 0.1))
+
+
+class DatasetError(FileNotFoundError):
+    """A missing or unreadable input file; the message names it and the fix."""
+
+
+def pil_loader(path: str) -> Image.Image:
+    """Open an image file as RGB, with an error that names the file."""
+    if not os.path.isfile(path):
+        stem, ext = os.path.splitext(path)
+        alt = {".jpg": ".png", ".png": ".jpg"}.get(ext)
+        hint = ""
+        if alt and os.path.isfile(stem + alt):
+            hint = f" A {alt} file exists: {'add' if alt == '.png' else 'remove'} --png."
+        raise DatasetError(f"Image {path} does not exist.{hint} Check --data_path and the split.")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except Exception as e:
+        raise DatasetError(f"Image {path} could not be read ({type(e).__name__}: {e}).") from None
+
+
+def as_sample(item) -> Sample:
+    """A split-file line ('folder frame side') or a Sample -> Sample."""
+    if isinstance(item, Sample):
+        return item
+    parts = item.split()
+    side = parts[2] if len(parts) > 2 else "l"
+    return Sample(parts[0], int(parts[1]) if len(parts) > 1 else 0, side)
+
+
+def random_color_jitter(rng: random.Random):
+    """Random brightness/contrast/saturation/hue change, the same for every frame of a sample."""
+    order = list(range(4))
+    rng.shuffle(order)
+    factors = [rng.uniform(*COLOR_JITTER[k]) for k in ("brightness", "contrast", "saturation", "hue")]
+    ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+
+    def apply(img: torch.Tensor) -> torch.Tensor:
+        for i in order:
+            img = ops[i](img, factors[i])
+        return img
+    return apply
+
+
+class MonoDataset(data.Dataset):
+    """Base class: subclasses say where images (and optionally depth) are and the intrinsics.
+
+    filenames: split-file lines or Samples; frame_ids like (0, -1, 1, "s")."""
+
+    #: intrinsics normalised by image size (fx/W, fy/H, cx/W, cy/H)
+    normalised_intrinsics = geometry.KITTI_NORMALISED_INTRINSICS
+    flip_probability = 0.5
+    color_aug_probability = 0.5
+
+    def __init__(self, data_path: str, filenames, height: int, width: int, frame_ids,
+                 num_scales: int = NUM_SCALES, is_train: bool = False, img_ext: str = ".jpg",
+                 use_depth_hints: bool = False, depth_hint_path: str | None = None,
+                 load_depth_gt: bool = False):
+        super().__init__()
+        if height % 32 or width % 32:
+            raise ValueError(f"height {height} and width {width} must be multiples of 32 "
+                             f"(--height/--width)")
+        self.data_path = data_path
+        self.samples = [as_sample(f) for f in filenames]
+        self.height, self.width = height, width
+        self.frame_ids = tuple(frame_ids)
+        self.num_scales = num_scales
+        self.is_train = is_train
+        self.img_ext = img_ext
+        self.use_depth_hints = use_depth_hints
+        self.depth_hint_path = depth_hint_path or os.path.join(data_path, "depth_hints")
+        self.load_depth_gt = load_depth_gt
+        self.interp = Image.LANCZOS
+        self.K = geometry.normalised_intrinsics(*self.normalised_intrinsics)
+
+    # -- what subclasses provide ------------------------------------------------------------
+    def image_path(self, folder: str, frame_index: int, side: str) -> str:
+        raise NotImplementedError
+
+    def get_depth(self, folder: str, frame_index: int, side: str) -> np.ndarray | None:
+        """Ground-truth depth in metres [h, w], or None where the dataset has none."""
+        return None
+
+    def intrinsics(self, sample: Sample) -> torch.Tensor:
+        """Normalised 4x4 intrinsics of a sample (constant for KITTI)."""
+        return self.K
+
+    # -- shared -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def other_side(self, side: str) -> str:
+        return {"l": "r", "r": "l"}[side]
+
+    def get_color(self, folder: str, frame_index: int, side: str, do_flip: bool) -> Image.Image:
+        img = pil_loader(self.image_path(folder, frame_index, side))
+        return img.transpose(Image.FLIP_LEFT_RIGHT) if do_flip else img
+
+    def hint_path(self, sample: Sample) -> str:
+        return hint_file_path(self.depth_hint_path, sample.folder, sample.frame_index, sample.side)
+
+    def missing_files(self, limit: int = 10) -> list[str]:
+        """Target images (and hint files with hints) that do not exist; checked before training."""
+        missing = []
+        for s in self.samples:
+            paths = [self.image_path(s.folder, s.frame_index, s.side)]
+            if self.use_depth_hints:
+                paths.append(self.hint_path(s))
+            missing.extend(p for p in paths if not os.path.isfile(p))
+            if len(missing) >= limit:
+                break
+        return missing
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        # Drawn from torch's RNG so that --seed (and per-worker seeding) makes runs repeatable.
+        rng = random.Random(int(torch.randint(0, 2 ** 62, ()).item())) if self.is_train else None
+        do_color_aug = self.is_train and rng.random() < self.color_aug_probability
+        do_flip = self.is_train and rng.random() < self.flip_probability
+        jitter = random_color_jitter(rng) if do_color_aug else None
+
+        inputs: dict = {}
+        for f in self.frame_ids:
+            if f == "s":
+                img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
+            else:
+                img = self.get_color(sample.folder, sample.frame_index + f, sample.side, do_flip)
+            for s in range(self.num_scales):
+                size = (self.width // 2 ** s, self.height // 2 ** s)
+                color = TF.to_tensor(img.resize(size, self.interp))
+                inputs[("color", f, s)] = color
+                inputs[("color_aug", f, s)] = jitter(color) if jitter else color
+
+        K_norm = self.intrinsics(sample)
+        for s in range(self.num_scales):
+            K = geometry.scale_intrinsics(K_norm, self.width // 2 ** s, self.height // 2 ** s)
+            inputs[("K", s)] = K
+            inputs[("inv_K", s)] = torch.linalg.inv(K)
+
+        if "s" in self.frame_ids:
+            inputs["stereo_T"] = geometry.stereo_transform(sample.side, do_flip)
+
+        if self.use_depth_hints:
+            hint = load_hint(self.hint_path(sample))
+            hint = cv2.resize(hint, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+            if do_flip:
+                hint = hint[:, ::-1]
+            hint = torch.from_numpy(np.ascontiguousarray(hint))[None]
+            inputs["depth_hint"] = hint
+            inputs["depth_hint_mask"] = (hint > 0).float()
+
+        if self.load_depth_gt:
+            depth = self.get_depth(sample.folder, sample.frame_index, sample.side)
+            if depth is not None:
+                if do_flip:
+                    depth = depth[:, ::-1]
+                inputs["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
+        return inputs

@@ -1,0 +1,129 @@
+"""Weights folders in the monodepth2 layout, and loading them back.
+
+``<folder>/encoder.pth`` (state dict + ``height``, ``width``, ``use_stereo``), ``depth.pth``,
+optionally ``pose_encoder.pth``, ``pose.pth``, ``adam.pth``; ours also holds ``opt.json`` (the
+options of the run) and ``train_state.pth`` (scheduler, epoch, step, RNG) for a true resume.
+Released monodepth2 / Depth Hints folders load unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import torch
+
+import networks
+
+ENCODER_EXTRA_KEYS = ("height", "width", "use_stereo")
+_BLOCKS_TO_LAYERS = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}
+
+
+class CheckpointError(FileNotFoundError):
+    """A weights folder or file that is missing or does not fit; the message says which."""
+
+
+@dataclass(frozen=True)
+class DepthModelInfo:
+    """What a weights folder says about the depth model it holds."""
+    num_layers: int
+    height: int | None
+    width: int | None
+    use_stereo: bool | None
+    options: dict = field(default_factory=dict)
+
+
+def load_state(folder: str, name: str, map_location="cpu") -> dict:
+    """Load ``<folder>/<name>.pth`` -> state dict; a missing file raises naming it."""
+    path = os.path.join(folder, f"{name}.pth")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} does not exist (weights folder {folder!r} lacks {name}.pth).")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} could not be read ({type(e).__name__}: {e}).") from None
+
+
+def infer_num_layers(encoder_state: dict) -> int:
+    """ResNet depth from an encoder state dict (block count of layer3, bottleneck or not)."""
+    blocks = {k.split(".")[2] for k in encoder_state if k.startswith("encoder.layer3.")}
+    bottleneck = "encoder.layer1.0.conv3.weight" in encoder_state
+    key = (len(blocks), bottleneck)
+    if key not in _BLOCKS_TO_LAYERS:
+        raise CheckpointError(f"Encoder state dict matches no ResNet (layer3 has {len(blocks)} blocks).")
+    return _BLOCKS_TO_LAYERS[key]
+
+
+def read_options(folder: str) -> dict:
+    """The opt.json saved with a weights folder (or in its run folder), else {}."""
+    for candidate in (os.path.join(folder, "opt.json"),
+                      os.path.join(folder, os.pardir, os.pardir, "models", "opt.json")):
+        if os.path.isfile(candidate):
+            with open(candidate) as f:
+                return json.load(f)
+    return {}
+
+
+def load_depth_model(folder: str, device=None):
+    """Weights folder -> (encoder, depth_decoder, DepthModelInfo), in eval mode on ``device``.
+
+    Works for our folders and the released monodepth2 / Depth Hints ones."""
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"Weights folder {folder!r} does not exist (--load_weights_folder / --model_path).")
+    encoder_state = load_state(folder, "encoder")
+    extras = {k: encoder_state.pop(k) for k in ENCODER_EXTRA_KEYS if k in encoder_state}
+    num_layers = infer_num_layers(encoder_state)
+    encoder = networks.ResnetEncoder(num_layers, False)
+    encoder.load_state_dict(encoder_state)
+    decoder = networks.DepthDecoder(encoder.num_ch_enc, scales=range(4))
+    decoder.load_state_dict(load_state(folder, "depth"))
+    options = read_options(folder)
+    info = DepthModelInfo(
+        num_layers=num_layers,
+        height=int(extras["height"]) if "height" in extras else options.get("height"),
+        width=int(extras["width"]) if "width" in extras else options.get("width"),
+        use_stereo=bool(extras["use_stereo"]) if "use_stereo" in extras else options.get("use_stereo"),
+        options=options)
+    device = device or torch.device("cpu")
+    return encoder.to(device).eval(), decoder.to(device).eval(), info
+
+
+def load_into(model: torch.nn.Module, folder: str, name: str) -> None:
+    """Load ``<folder>/<name>.pth`` into ``model``, keeping only matching keys (fine-tuning),
+    and raise if nothing matched."""
+    state = load_state(folder, name)
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise CheckpointError(f"{os.path.join(folder, name + '.pth')} has no weights that fit the {name} network.")
+    own.update(matched)
+    model.load_state_dict(own)
+
+
+def save_weights_folder(folder: str, models: dict, height: int, width: int, use_stereo: bool,
+                        optimizer=None, train_state: dict | None = None, options: dict | None = None):
+    """Write a complete weights folder atomically: a temp folder renamed into place."""
+    tmp = folder.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for name, model in models.items():
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if name == "encoder":
+            state.update(height=height, width=width, use_stereo=use_stereo)
+        torch.save(state, os.path.join(tmp, f"{name}.pth"))
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), os.path.join(tmp, "adam.pth"))
+    if train_state is not None:
+        torch.save(train_state, os.path.join(tmp, "train_state.pth"))
+    if options is not None:
+        with open(os.path.join(tmp, "opt.json"), "w") as f:
+            json.dump(options, f, indent=2, sort_keys=True)
+    if os.path.isdir(folder):
+        old = folder.rstrip("/") + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)

@@ -1,0 +1,99 @@
+"""Pure loss functions. Each returns a per-pixel map (or a scalar where the formula is one);
+the caller decides how to reduce."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SSIM_C1 = 0.01 ** 2
+SSIM_C2 = 0.03 ** 2
+SSIM_WEIGHT = 0.85  # photometric error = 0.85 * SSIM + 0.15 * L1
+MISSING_HINT_PENALTY = 1000.0  # added to the hint's reprojection error where there is no hint
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(1 - SSIM) / 2 per pixel and channel, 3x3 windows on reflection-padded images.
+
+    x, y: [B,C,H,W] -> [B,C,H,W] in [0, 1]; 0 where x == y."""
+    x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mu_x = F.avg_pool2d(x, 3, 1)
+    mu_y = F.avg_pool2d(y, 3, 1)
+    sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x ** 2
+    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y ** 2
+    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
+    denominator = (mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
+    return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
+
+
+def photometric_error(pred: torch.Tensor, target: torch.Tensor, use_ssim: bool = True):
+    """Reprojection error [B,1,H,W]: 0.85 * SSIM + 0.15 * L1 (channel means); L1 alone
+    without SSIM (``--no_ssim``). The trainer and the hint precompute both use this."""
+    l1 = (target - pred).abs().mean(1, keepdim=True)
+    if not use_ssim:
+        return l1
+    return SSIM_WEIGHT * ssim(pred, target).mean(1, keepdim=True) + (1 - SSIM_WEIGHT) * l1
+
+
+def edge_aware_smoothness(disp: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+    """Scalar smoothness: mean |d disp| * exp(-mean_c |d img|) over x and y.
+
+    disp [B,1,H,W] (the caller normalises it by its mean), img [B,3,H,W]."""
+    grad_disp_x = (disp[:, :, :, :-1] - disp[:, :, :, 1:]).abs()
+    grad_disp_y = (disp[:, :, :-1, :] - disp[:, :, 1:, :]).abs()
+    grad_img_x = (img[:, :, :, :-1] - img[:, :, :, 1:]).abs().mean(1, keepdim=True)
+    grad_img_y = (img[:, :, :-1, :] - img[:, :, 1:, :]).abs().mean(1, keepdim=True)
+    return (grad_disp_x * torch.exp(-grad_img_x)).mean() + (grad_disp_y * torch.exp(-grad_img_y)).mean()
+
+
+def mean_normalised(disp: torch.Tensor) -> torch.Tensor:
+    """Disparity [B,1,H,W] divided by its per-image mean (scale-free smoothness input)."""
+    return disp / (disp.mean(dim=(2, 3), keepdim=True) + 1e-7)
+
+
+def select_losses(reprojection: torch.Tensor, identity: torch.Tensor | None,
+                  hint_reprojection: torch.Tensor | None):
+    """Per-pixel choice between prediction, identity (auto-masking) and depth hint.
+
+    All inputs [B,1,H,W] photometric errors (already minimised over source views).
+    Returns (reprojection_mask, hint_mask), float {0,1} [B,1,H,W]; hint_mask is None without
+    hints. Ties go to the earlier candidate in (prediction, identity, hint).
+      - no auto-masking (identity None): the photometric loss applies everywhere; the hint
+        loss where the hint reprojects better than the prediction.
+      - auto-masking: the photometric loss where the prediction beats identity and hint; the
+        hint loss where the hint beats both.
+    """
+    candidates = [reprojection]
+    if identity is not None:
+        candidates.append(identity)
+    if hint_reprojection is not None:
+        candidates.append(hint_reprojection)
+    if len(candidates) == 1:
+        return torch.ones_like(reprojection), None
+    winner = torch.argmin(torch.cat(candidates, 1), dim=1, keepdim=True)
+    if identity is None:
+        reprojection_mask = torch.ones_like(reprojection)
+    else:
+        reprojection_mask = (winner == 0).to(reprojection.dtype)
+    hint_mask = None
+    if hint_reprojection is not None:
+        hint_mask = (winner == len(candidates) - 1).to(reprojection.dtype)
+    return reprojection_mask, hint_mask
+
+
+def depth_hint_loss(pred_depth: torch.Tensor, hint: torch.Tensor, hint_valid: torch.Tensor,
+                    hint_mask: torch.Tensor) -> torch.Tensor:
+    """Per-pixel log(1 + |pred_depth - hint|) [B,1,H,W], zero where the hint is missing or lost
+    the per-pixel selection. All inputs [B,1,H,W]; the masks are {0,1}."""
+    return torch.log1p((pred_depth - hint).abs()) * hint_valid * hint_mask
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum of values over the mask divided by the mask's size (+1e-7): the loss reduction."""
+    return (values * mask).sum() / (mask.sum() + 1e-7)
+
+
+def mask_regularisation(mask: torch.Tensor) -> torch.Tensor:
+    """Per-pixel BCE pushing a predictive mask [B,N,H,W] towards 1 (Zhou et al. 2017)."""
+    return F.binary_cross_entropy(mask, torch.ones_like(mask), reduction="none")

@@ -1,0 +1,157 @@
+"""The training objective: view synthesis from predicted depth and poses, and the loss.
+
+Composes the pure pieces of ``geometry`` and ``losses`` into one function of (batch, network
+outputs) so that the trainer holds no math. Shapes: the batch keys of datasets/mono_dataset.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import geometry, losses
+
+IDENTITY_NOISE = 1e-5  # tie-breaking noise on the identity reprojection (auto-masking)
+PREDICTIVE_MASK_WEIGHT = 0.2
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The options the objective reads."""
+    frame_ids: tuple = (0, -1, 1)
+    scales: tuple = (0, 1, 2, 3)
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    use_ssim: bool = True
+    avg_reprojection: bool = False
+    automask: bool = True
+    v1_multiscale: bool = False
+    use_depth_hints: bool = False
+    disparity_smoothness: float = 1e-3
+    predictive_mask: bool = False
+
+    @classmethod
+    def from_options(cls, opt) -> "LossConfig":
+        return cls(frame_ids=tuple(opt.frame_ids), scales=tuple(opt.scales), min_depth=opt.min_depth,
+                   max_depth=opt.max_depth, use_ssim=not opt.no_ssim,
+                   avg_reprojection=opt.avg_reprojection, automask=not opt.disable_automasking,
+                   v1_multiscale=opt.v1_multiscale, use_depth_hints=opt.use_depth_hints,
+                   disparity_smoothness=opt.disparity_smoothness, predictive_mask=opt.predictive_mask)
+
+    @property
+    def source_frames(self) -> tuple:
+        return tuple(self.frame_ids[1:])
+
+
+def _resize_nearest(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    if x.shape[-2:] == (height, width):
+        return x
+    return F.interpolate(x, size=(height, width), mode="nearest")
+
+
+def _source_transform(inputs: dict, outputs: dict, frame_id):
+    return inputs["stereo_T"] if frame_id == "s" else outputs[("cam_T_cam", 0, frame_id)]
+
+
+def _reduce_sources(errors: torch.Tensor, average: bool) -> torch.Tensor:
+    """[B,N,H,W] errors over N source views -> [B,1,H,W] (minimum, or mean)."""
+    return errors.mean(1, keepdim=True) if average else errors.min(1, keepdim=True)[0]
+
+
+def synthesise_views(inputs: dict, outputs: dict, cfg: LossConfig) -> None:
+    """Adds ("depth", 0, s) and the warped sources ("color", f, s) to ``outputs``.
+
+    Disparities are upsampled to full resolution (or kept per scale with v1_multiscale)."""
+    height, width = inputs[("color", 0, 0)].shape[-2:]
+    for s in cfg.scales:
+        disp = outputs[("disp", s)]
+        source_scale = s if cfg.v1_multiscale else 0
+        if not cfg.v1_multiscale:
+            disp = geometry.upsample_to(disp, height, width)
+        _, depth = geometry.disp_to_depth(disp, cfg.min_depth, cfg.max_depth)
+        outputs[("depth", 0, s)] = depth
+        for f in cfg.source_frames:
+            outputs[("color", f, s)] = geometry.warp(
+                inputs[("color", f, source_scale)], depth, inputs[("K", source_scale)],
+                inputs[("inv_K", source_scale)], _source_transform(inputs, outputs, f))
+
+
+def hint_reprojection(inputs: dict, cfg: LossConfig) -> torch.Tensor:
+    """Photometric error of the other stereo view warped with the depth hint [B,1,H,W];
+    +1000 where there is no hint, so a missing hint never wins the selection."""
+    warped = geometry.warp(inputs[("color", "s", 0)], inputs["depth_hint"], inputs[("K", 0)],
+                           inputs[("inv_K", 0)], inputs["stereo_T"])
+    error = losses.photometric_error(warped, inputs[("color", 0, 0)], cfg.use_ssim)
+    return error + losses.MISSING_HINT_PENALTY * (1 - inputs["depth_hint_mask"])
+
+
+def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None) -> dict:
+    """Total loss and its parts from a batch and the network outputs (after synthesise_views).
+
+    Returns {"loss": scalar, ("loss", s): scalar, ("hint_loss", s), ("reprojection_mask", s),
+    ("hint_mask", s) [B,1,h,w] ...}. ``generator`` seeds the auto-masking tie-break noise."""
+    result: dict = {}
+    total = 0.0
+    height, width = inputs[("color", 0, 0)].shape[-2:]
+
+    # Full-resolution terms that do not depend on the scale are computed once.
+    identity_full = hint_full = None
+    if cfg.automask and not cfg.v1_multiscale:
+        identity_full = _identity_errors(inputs, cfg, 0)
+    if cfg.use_depth_hints:
+        hint_full = hint_reprojection(inputs, cfg)
+
+    for s in cfg.scales:
+        source_scale = s if cfg.v1_multiscale else 0
+        target = inputs[("color", 0, source_scale)]
+        h, w = target.shape[-2:]
+        errors = torch.cat([losses.photometric_error(outputs[("color", f, s)], target, cfg.use_ssim)
+                            for f in cfg.source_frames], 1)
+        loss = 0.0
+        if cfg.predictive_mask:
+            mask = outputs[("predictive_mask", s)]
+            if not cfg.v1_multiscale:
+                mask = geometry.upsample_to(mask, h, w)
+            errors = errors * mask
+            loss = loss + PREDICTIVE_MASK_WEIGHT * losses.mask_regularisation(mask).mean()
+        reprojection = _reduce_sources(errors, cfg.avg_reprojection)
+
+        identity = None
+        if cfg.automask:
+            identity = identity_full if identity_full is not None else _identity_errors(inputs, cfg, s)
+            noise = torch.randn(identity.shape, generator=generator, device="cpu").to(identity)
+            identity = identity + noise * IDENTITY_NOISE
+
+        hint_error = _resize_nearest(hint_full, h, w) if hint_full is not None else None
+        reprojection_mask, hint_mask = losses.select_losses(reprojection, identity, hint_error)
+        loss = loss + losses.masked_mean(reprojection, reprojection_mask)
+
+        if hint_mask is not None:
+            depth = outputs[("depth", 0, s)]
+            hint = _resize_nearest(inputs["depth_hint"], h, w)
+            valid = _resize_nearest(inputs["depth_hint_mask"], h, w)
+            per_pixel = losses.depth_hint_loss(geometry.upsample_to(depth, h, w), hint, valid, hint_mask)
+            hint_loss = per_pixel.sum() / (hint_mask.sum() + 1e-7)
+            loss = loss + hint_loss
+            result[("hint_loss", s)] = hint_loss.detach()
+            result[("hint_mask", s)] = hint_mask.detach()
+
+        disp = outputs[("disp", s)]
+        color = inputs[("color", 0, s)]
+        smooth = losses.edge_aware_smoothness(losses.mean_normalised(disp), color)
+        loss = loss + cfg.disparity_smoothness * smooth / (2 ** s)
+
+        result[("loss", s)] = loss.detach()
+        result[("reprojection_mask", s)] = reprojection_mask.detach()
+        total = total + loss
+    result["loss"] = total / len(cfg.scales)
+    return result
+
+
+def _identity_errors(inputs: dict, cfg: LossConfig, scale: int) -> torch.Tensor:
+    """Photometric error of the unwarped sources against the target, reduced over sources."""
+    target = inputs[("color", 0, scale)]
+    errors = torch.cat([losses.photometric_error(inputs[("color", f, scale)], target, cfg.use_ssim)
+                        for f in cfg.source_frames], 1)
+    return _reduce_sources(errors, cfg.avg_reprojection)

@@ -1,0 +1,317 @@
+"""Every command-line flag, defined once, with monodepth2 / Depth Hints names and defaults.
+
+Each command has a parser builder (``train_parser()``, ``evaluate_parser()``, ...) and a
+``parse_*`` function returning a frozen dataclass: options are read, never mutated. Options
+derived from others (e.g. the default ``--depth_hint_path``) are resolved at parse time.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from typing import Any, Sequence
+
+DATASETS = ("kitti", "kitti_odom", "kitti_depth", "kitti_test", "sceneflow")
+EVAL_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10", "sceneflow_test")
+
+
+class OptionsError(ValueError):
+    """A bad flag or flag combination; the message names the flag and the fix."""
+
+
+# ----------------------------------------------------------------------------- flag groups
+
+def _add_data_flags(p: argparse.ArgumentParser, height: int, width: int) -> None:
+    p.add_argument("--data_path", type=str, default="kitti_data",
+                   help="root of the dataset (KITTI raw layout for --dataset kitti)")
+    p.add_argument("--dataset", type=str, default="kitti", choices=DATASETS,
+                   help="which dataset loader to use")
+    p.add_argument("--png", action="store_true",
+                   help="images are .png (as downloaded) rather than converted .jpg")
+    p.add_argument("--height", type=int, default=height, help="input image height (multiple of 32)")
+    p.add_argument("--width", type=int, default=width, help="input image width (multiple of 32)")
+    p.add_argument("--num_workers", type=int, default=12, help="data loader workers")
+    p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
+    p.add_argument("--sceneflow_pass", type=str, default="clean", choices=("clean", "final"),
+                   help="SceneFlow render pass")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num_layers", type=int, default=18, choices=(18, 34, 50, 101, 152),
+                   help="ResNet depth of the encoder")
+    p.add_argument("--min_depth", type=float, default=0.1, help="minimum depth")
+    p.add_argument("--max_depth", type=float, default=100.0, help="maximum depth")
+    p.add_argument("--load_weights_folder", type=str, default=None,
+                   help="folder of encoder.pth, depth.pth [, pose_encoder.pth, pose.pth]")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """Flags of ``train.py``."""
+    p = argparse.ArgumentParser(description="Train a monocular depth network (Depth Hints).")
+    _add_data_flags(p, height=192, width=640)
+    _add_model_flags(p)
+    p.add_argument("--log_dir", type=str, default=os.path.join(os.path.expanduser("~"), "tmp"),
+                   help="where runs are written: <log_dir>/<model_name>/")
+    p.add_argument("--model_name", type=str, default="mdp", help="folder name of this run")
+    p.add_argument("--split", type=str, default="eigen_zhou",
+                   help="a split name under splits/ or a folder with train_files.txt, val_files.txt")
+    p.add_argument("--disparity_smoothness", type=float, default=1e-3, help="smoothness weight")
+    p.add_argument("--scales", nargs="+", type=int, default=[0, 1, 2, 3], help="loss scales")
+    p.add_argument("--use_stereo", action="store_true", help="use the other stereo view ('s')")
+    p.add_argument("--frame_ids", nargs="+", type=str, default=["0", "-1", "1"],
+                   help="frames to load: 0 is the target, integers are temporal neighbours")
+    p.add_argument("--batch_size", type=int, default=12, help="batch size")
+    p.add_argument("--learning_rate", type=float, default=1e-4, help="learning rate")
+    p.add_argument("--num_epochs", type=int, default=20, help="number of epochs")
+    p.add_argument("--scheduler_step_size", type=int, default=15,
+                   help="epochs after which the learning rate is multiplied by 0.1")
+    p.add_argument("--v1_multiscale", action="store_true",
+                   help="compute losses at each decoder scale (monodepth v1) instead of "
+                        "upsampling every disparity to full resolution")
+    p.add_argument("--avg_reprojection", action="store_true",
+                   help="average the reprojection error over source views instead of the minimum")
+    p.add_argument("--disable_automasking", action="store_true", help="no auto-masking")
+    p.add_argument("--predictive_mask", action="store_true",
+                   help="learn a per-pixel explainability mask (Zhou et al.)")
+    p.add_argument("--no_ssim", action="store_true", help="L1 photometric error only")
+    p.add_argument("--weights_init", type=str, default="pretrained",
+                   choices=("pretrained", "scratch"), help="ImageNet weights or random")
+    p.add_argument("--pose_model_input", type=str, default="pairs", choices=("pairs", "all"),
+                   help="pose network sees frame pairs or all frames")
+    p.add_argument("--pose_model_type", type=str, default="separate_resnet",
+                   choices=("posecnn", "separate_resnet", "shared"), help="pose network")
+    p.add_argument("--models_to_load", nargs="+", type=str,
+                   default=["encoder", "depth", "pose_encoder", "pose"], help="models to load")
+    p.add_argument("--log_frequency", type=int, default=250, help="steps between tensorboard logs")
+    p.add_argument("--save_frequency", type=int, default=1, help="epochs between checkpoints")
+    p.add_argument("--use_depth_hints", action="store_true",
+                   help="add the Depth Hints loss (needs --use_stereo / frame id 's')")
+    p.add_argument("--depth_hint_path", type=str, default=None,
+                   help="precomputed hints; default <data_path>/depth_hints")
+    # New flags (not in monodepth2).
+    p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue <log_dir>/<model_name> from its last checkpoint "
+                        "(weights, optimiser, scheduler, epoch)")
+    p.add_argument("--num_steps", type=int, default=0,
+                   help="stop after this many optimiser steps in total (0: no limit)")
+    p.add_argument("--no_val", action="store_true", help="skip the validation batches")
+    p.add_argument("--no_channels_last", action="store_true",
+                   help="keep NCHW memory format (channels-last is faster on most devices)")
+    return p
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    """Flags of ``evaluate_depth.py``."""
+    p = argparse.ArgumentParser(description="Evaluate depth predictions.")
+    _add_data_flags(p, height=192, width=640)
+    _add_model_flags(p)
+    p.add_argument("--batch_size", type=int, default=16, help="evaluation batch size")
+    p.add_argument("--eval_stereo", action="store_true",
+                   help="stereo-trained model: scale by 5.4, no median scaling")
+    p.add_argument("--eval_mono", action="store_true",
+                   help="mono-trained model: per-image median scaling")
+    p.add_argument("--disable_median_scaling", action="store_true", help="no median scaling")
+    p.add_argument("--pred_depth_scale_factor", type=float, default=1.0,
+                   help="multiply predicted depths by this")
+    p.add_argument("--ext_disp_to_eval", type=str, default=None,
+                   help=".npy of precomputed disparities to evaluate")
+    p.add_argument("--eval_split", type=str, default="eigen",
+                   help=f"one of {', '.join(EVAL_SPLITS)}, or a folder with test_files.txt")
+    p.add_argument("--save_pred_disps", action="store_true", help="save the predicted disparities")
+    p.add_argument("--no_eval", action="store_true", help="predict (and save) but do not score")
+    p.add_argument("--eval_eigen_to_benchmark", action="store_true",
+                   help="evaluate eigen-split predictions on the benchmark ground truth")
+    p.add_argument("--eval_out_dir", type=str, default=None, help="where predictions are saved")
+    p.add_argument("--post_process", action="store_true",
+                   help="average with the prediction of the flipped image")
+    p.add_argument("--gt_path", type=str, default=None,
+                   help="ground-truth npz (default splits/<eval_split>/gt_depths.npz)")
+    p.add_argument("--output_json", type=str, default=None, help="write the metrics as JSON here")
+    return p
+
+
+def precompute_parser() -> argparse.ArgumentParser:
+    """Flags of ``precompute_depth_hints.py``."""
+    p = argparse.ArgumentParser(description="Precompute fused-SGM depth hints.")
+    _add_data_flags(p, height=320, width=1024)
+    p.add_argument("--filenames", type=str, default=None,
+                   help="a split file of 'folder frame side' lines "
+                        "(default splits/eigen_full/all_files.txt)")
+    p.add_argument("--save_path", type=str, default=None,
+                   help="where hints go (default <data_path>/depth_hints)")
+    p.add_argument("--overwrite_saved_depths", action="store_true",
+                   help="recompute hints that already exist")
+    p.add_argument("--dtype", type=str, default="float32", choices=("float32", "float16"),
+                   help="storage type of the hint files")
+    p.add_argument("--report", type=str, default=None,
+                   help="write per-frame coverage (and accuracy, when ground truth exists) here")
+    p.add_argument("--gt_disparity", type=str, default=None,
+                   help="folder of ground-truth disparities for --report")
+    p.add_argument("--strict_candidates", action="store_true",
+                   help="drop candidates without disparity instead of letting them compete "
+                        "(the original competes them; see docs)")
+    return p
+
+
+def test_simple_parser() -> argparse.ArgumentParser:
+    """Flags of ``test_simple.py``."""
+    p = argparse.ArgumentParser(description="Predict depth for images, a folder or a video.")
+    p.add_argument("--image_path", type=str, required=True,
+                   help="an image, a folder of images or a video file")
+    p.add_argument("--model_path", type=str, required=True, help="a weights folder")
+    p.add_argument("--ext", type=str, default="jpg", help="image extension to search folders for")
+    p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
+    p.add_argument("--pred_metric_depth", action="store_true",
+                   help="stereo-trained models: save metric depth (x5.4) instead of disparity")
+    p.add_argument("--output_dir", type=str, default=None,
+                   help="where results go (default: beside the inputs)")
+    return p
+
+
+def evaluate_pose_parser() -> argparse.ArgumentParser:
+    """Flags of ``evaluate_pose.py``."""
+    p = argparse.ArgumentParser(description="Evaluate pose on KITTI odometry 09/10.")
+    _add_data_flags(p, height=192, width=640)
+    _add_model_flags(p)
+    p.add_argument("--eval_split", type=str, default="odom_9", choices=("odom_9", "odom_10"))
+    p.add_argument("--batch_size", type=int, default=16, help="evaluation batch size")
+    p.add_argument("--frame_ids", nargs="+", type=str, default=["0", "1"], help="frames")
+    p.add_argument("--pose_model_input", type=str, default="pairs", choices=("pairs", "all"))
+    p.add_argument("--pose_model_type", type=str, default="separate_resnet",
+                   choices=("posecnn", "separate_resnet", "shared"))
+    p.add_argument("--output_json", type=str, default=None, help="write the ATE as JSON here")
+    return p
+
+
+# ----------------------------------------------------------------------------- frozen configs
+
+def _config_class(name: str, parser: argparse.ArgumentParser):
+    fields = [(a.dest, Any) for a in parser._actions if a.dest != "help"]
+    return dataclasses.make_dataclass(name, fields, frozen=True, namespace={"__module__": __name__})
+
+
+TrainOptions = _config_class("TrainOptions", train_parser())
+EvaluateOptions = _config_class("EvaluateOptions", evaluate_parser())
+PrecomputeOptions = _config_class("PrecomputeOptions", precompute_parser())
+TestSimpleOptions = _config_class("TestSimpleOptions", test_simple_parser())
+EvaluatePoseOptions = _config_class("EvaluatePoseOptions", evaluate_pose_parser())
+
+
+def _freeze(cls, values: dict):
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _check_size(height: int, width: int) -> None:
+    for flag, value in (("--height", height), ("--width", width)):
+        if value <= 0 or value % 32:
+            raise OptionsError(f"{flag} {value} is not a positive multiple of 32; the encoder "
+                               f"downsamples 5 times. Use e.g. --height 192 --width 640.")
+
+
+def parse_frame_ids(frame_ids: Sequence[str]) -> tuple:
+    """['0', '-1', '1', 's'] -> (0, -1, 1, 's'); the first must be 0."""
+    out = []
+    for f in frame_ids:
+        if f == "s":
+            out.append("s")
+            continue
+        try:
+            out.append(int(f))
+        except ValueError:
+            raise OptionsError(f"--frame_ids: {f!r} is neither an integer offset nor 's'") from None
+    if not out or out[0] != 0:
+        raise OptionsError(f"--frame_ids must start with 0 (the target frame), got {list(frame_ids)}")
+    if len(set(out)) != len(out):
+        raise OptionsError(f"--frame_ids has duplicates: {list(frame_ids)}")
+    return tuple(out)
+
+
+def parse_train(argv: Sequence[str] | None = None):
+    """Parse and validate ``train.py`` flags -> TrainOptions."""
+    values = vars(train_parser().parse_args(argv))
+    return train_options_from_dict(values)
+
+
+def train_options_from_dict(values: dict):
+    """Validate a dict of train flags (from the CLI or an opt.json) -> TrainOptions."""
+    defaults = vars(train_parser().parse_args([]))
+    unknown = set(values) - set(defaults)
+    values = {**defaults, **{k: v for k, v in values.items() if k in defaults}}
+    _check_size(values["height"], values["width"])
+    frame_ids = list(parse_frame_ids([str(f) for f in values["frame_ids"]]))
+    if values["use_stereo"] and "s" not in frame_ids:
+        frame_ids.append("s")
+    if "s" in frame_ids:
+        values["use_stereo"] = True
+    values["frame_ids"] = tuple(frame_ids)
+    if values["use_depth_hints"] and "s" not in frame_ids:
+        raise OptionsError("--use_depth_hints needs the stereo view: add --use_stereo "
+                           "(or 's' to --frame_ids); hints are warped with the stereo pose.")
+    if len(frame_ids) == 1:
+        raise OptionsError("--frame_ids 0 alone gives nothing to reproject from: add --use_stereo "
+                           "or temporal frames such as -1 1.")
+    if values["depth_hint_path"] is None:
+        values["depth_hint_path"] = os.path.join(values["data_path"], "depth_hints")
+    if not values["scales"] or min(values["scales"]) < 0 or max(values["scales"]) > 3:
+        raise OptionsError(f"--scales must be a subset of 0 1 2 3, got {values['scales']}")
+    if values["pose_model_type"] == "shared" and values["pose_model_input"] == "all":
+        raise OptionsError("--pose_model_type shared works with --pose_model_input pairs only")
+    if values["batch_size"] < 1:
+        raise OptionsError("--batch_size must be at least 1")
+    del unknown  # extra keys of old opt.json files are ignored on purpose
+    return _freeze(TrainOptions, values)
+
+
+def parse_evaluate(argv: Sequence[str] | None = None):
+    """Parse and validate ``evaluate_depth.py`` flags -> EvaluateOptions."""
+    values = vars(evaluate_parser().parse_args(argv))
+    if values["eval_stereo"] == values["eval_mono"]:
+        raise OptionsError("Choose exactly one of --eval_stereo (stereo-trained: x5.4, no median "
+                           "scaling) and --eval_mono (mono-trained: median scaling).")
+    if values["ext_disp_to_eval"] is None and values["load_weights_folder"] is None:
+        raise OptionsError("Nothing to evaluate: give --load_weights_folder or --ext_disp_to_eval.")
+    _check_size(values["height"], values["width"])
+    return _freeze(EvaluateOptions, values)
+
+
+def parse_precompute(argv: Sequence[str] | None = None):
+    """Parse ``precompute_depth_hints.py`` flags -> PrecomputeOptions."""
+    values = vars(precompute_parser().parse_args(argv))
+    if values["save_path"] is None:
+        values["save_path"] = os.path.join(values["data_path"], "depth_hints")
+    if values["height"] <= 0 or values["width"] <= 0:
+        raise OptionsError("--height and --width must be positive")
+    return _freeze(PrecomputeOptions, values)
+
+
+def parse_test_simple(argv: Sequence[str] | None = None):
+    """Parse ``test_simple.py`` flags -> TestSimpleOptions."""
+    return _freeze(TestSimpleOptions, vars(test_simple_parser().parse_args(argv)))
+
+
+def parse_evaluate_pose(argv: Sequence[str] | None = None):
+    """Parse ``evaluate_pose.py`` flags -> EvaluatePoseOptions."""
+    values = vars(evaluate_pose_parser().parse_args(argv))
+    _check_size(values["height"], values["width"])
+    return _freeze(EvaluatePoseOptions, values)
+
+
+def to_json_dict(options) -> dict:
+    """Options -> a JSON-ready dict (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}
+
+
+def save_options(options, path: str) -> None:
+    """Write options as JSON atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(to_json_dict(options), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def device_from(no_cuda: bool):
+    """The one place the device is chosen: CUDA if present and not --no_cuda, else CPU."""
+    import torch
+    return torch.device("cuda" if torch.cuda.is_available() and not no_cuda else "cpu")

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny KITTI-layout folder made in tmp_path."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from depth_hints.hints import hint_file_path, save_hint
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+FOLDER = "2011_09_26/2011_09_26_drive_0001_sync"
+
+
+def make_kitti_tree(root, num_frames: int = 5, height: int = 64, width: int = 192, shift: int = 4,
+                    with_hints: bool = True, ext: str = ".png", seed: int = 0):
+    """KITTI raw layout with textured frames whose right view is the left shifted by ``shift``
+    pixels (a fronto-parallel scene); hints hold the matching depth. Returns split lines."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0, 255, size=(height, width + num_frames * 2 + shift, 3))
+    base = np.asarray(Image.fromarray(base.astype(np.uint8)).resize((width * 2, height * 2))
+                      .resize((width + num_frames * 2 + shift, height)))
+    for frame in range(num_frames):
+        # a point at column x of the left view is at x - shift in the right view
+        left = base[:, frame * 2: frame * 2 + width]
+        right = base[:, frame * 2 + shift: frame * 2 + shift + width]
+        for cam, img in (("image_02", left), ("image_03", right)):
+            d = os.path.join(root, FOLDER, cam, "data")
+            os.makedirs(d, exist_ok=True)
+            Image.fromarray(np.ascontiguousarray(img)).save(os.path.join(d, f"{frame:010d}{ext}"))
+        if with_hints:
+            depth = 0.58 * width * 0.1 / shift  # nominal-unit depth of a `shift`-pixel disparity
+            for side in "lr":
+                save_hint(hint_file_path(os.path.join(root, "depth_hints"), FOLDER, frame, side),
+                          np.full((height, width), depth, np.float32))
+    lines = [f"{FOLDER} {i} {side}" for i in range(1, num_frames - 1) for side in "lr"]
+    split = os.path.join(root, "split")
+    os.makedirs(split, exist_ok=True)
+    for name in ("train_files.txt", "val_files.txt"):
+        with open(os.path.join(split, name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return lines
+
+
+@pytest.fixture
+def tiny_kitti(tmp_path):
+    """Path of a tiny KITTI-layout tree with hints and a split folder at <root>/split."""
+    make_kitti_tree(str(tmp_path))
+    return str(tmp_path)

@@ -1,0 +1,90 @@
+"""Loss functions and the per-pixel selection, against hand-computed values."""
+import math
+
+import pytest
+import torch
+
+from depth_hints import losses
+
+
+def test_ssim_of_identical_images_is_zero():
+    x = torch.rand(2, 3, 10, 12)
+    torch.testing.assert_close(losses.ssim(x, x), torch.zeros_like(x), atol=1e-6, rtol=0)
+
+
+def test_ssim_is_symmetric_bounded_and_positive_for_different_images():
+    torch.manual_seed(0)
+    x, y = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    s = losses.ssim(x, y)
+    torch.testing.assert_close(s, losses.ssim(y, x))
+    assert s.min() >= 0 and s.max() <= 1 and s.mean() > 0.1
+
+
+def test_photometric_error_weights():
+    pred = torch.zeros(1, 3, 4, 4)
+    target = torch.full((1, 3, 4, 4), 0.5)
+    l1_only = losses.photometric_error(pred, target, use_ssim=False)
+    torch.testing.assert_close(l1_only, torch.full((1, 1, 4, 4), 0.5))
+    full = losses.photometric_error(pred, target)
+    # constant images: SSIM term = (1 - C1 / (0.25 + C1)) / 2
+    ssim_term = (1 - losses.SSIM_C1 / (0.25 + losses.SSIM_C1)) / 2
+    torch.testing.assert_close(full, torch.full((1, 1, 4, 4), 0.85 * ssim_term + 0.15 * 0.5))
+
+
+def test_smoothness_zero_for_constant_disparity_and_edge_weighting():
+    img = torch.rand(1, 3, 6, 6)
+    assert losses.edge_aware_smoothness(torch.ones(1, 1, 6, 6), img).item() == 0
+    disp = torch.zeros(1, 1, 2, 3)
+    disp[..., 1:] = 1.0  # one vertical edge between columns 0 and 1
+    flat = torch.zeros(1, 3, 2, 3)
+    edge = flat.clone()
+    edge[..., 1:] = 1.0
+    # x gradients: |0-1|, |1-1| per row -> mean 0.5; y gradients 0
+    assert losses.edge_aware_smoothness(disp, flat).item() == pytest.approx(0.5)
+    assert losses.edge_aware_smoothness(disp, edge).item() == pytest.approx(0.5 * math.exp(-1))
+
+
+def _maps(*values):
+    return [torch.tensor(v, dtype=torch.float32).reshape(1, 1, 1, -1) for v in values]
+
+
+def test_select_without_automasking_or_hints_is_all_ones():
+    (rep,) = _maps([0.3, 0.1])
+    mask, hint = losses.select_losses(rep, None, None)
+    assert hint is None
+    torch.testing.assert_close(mask, torch.ones_like(rep))
+
+
+def test_select_automasking_only():
+    rep, ident = _maps([0.3, 0.1, 0.2], [0.2, 0.5, 0.2])
+    mask, hint = losses.select_losses(rep, ident, None)
+    assert hint is None
+    assert mask.flatten().tolist() == [0.0, 1.0, 1.0]  # ties go to the prediction
+
+
+def test_select_hints_without_automasking():
+    rep, hint_rep = _maps([0.3, 0.1, 0.2], [0.2, 0.5, 1000.2])
+    mask, hint = losses.select_losses(rep, None, hint_rep)
+    assert mask.flatten().tolist() == [1.0, 1.0, 1.0]  # photometric loss everywhere
+    assert hint.flatten().tolist() == [1.0, 0.0, 0.0]
+
+
+def test_select_hints_with_automasking():
+    rep, ident, hint_rep = _maps([0.3, 0.1, 0.5, 0.4], [0.2, 0.5, 0.6, 0.1], [0.25, 0.3, 0.4, 0.2])
+    mask, hint = losses.select_losses(rep, ident, hint_rep)
+    assert mask.flatten().tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert hint.flatten().tolist() == [0.0, 0.0, 1.0, 0.0]  # pixel 0: identity wins, not the hint
+
+
+def test_depth_hint_loss_values():
+    pred = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 4)
+    hint = torch.tensor([1.0, 4.0, 0.0, 5.0]).reshape(1, 1, 1, 4)
+    valid = (hint > 0).float()
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0]).reshape(1, 1, 1, 4)
+    out = losses.depth_hint_loss(pred, hint, valid, mask).flatten()
+    torch.testing.assert_close(out, torch.tensor([0.0, math.log(3.0), 0.0, 0.0]))
+
+
+def test_masked_mean():
+    values = torch.tensor([1.0, 2.0, 3.0])
+    assert losses.masked_mean(values, torch.tensor([1.0, 0.0, 1.0])).item() == pytest.approx(2.0)
