@@ -253,7 +253,7 @@ class Trainer:
         """Scalars and images (colour, disparity, hint, where hints won) to tensorboard."""
         writer = self.writers[mode]
         step = self.state.step
-        writer.add_scalar("loss", float(losses["loss"]), step)
+        writer.add_scalar("loss", float(losses["loss"].detach()), step)
         writer.add_scalar("learning_rate", self.optimizer.param_groups[0]["lr"], step)
         for s in self.opt.scales:
             writer.add_scalar(f"loss/{s}", float(losses[("loss", s)]), step)

@@ -1,0 +1,151 @@
+"""Few-step training runs on a tiny KITTI-layout folder, checkpoints, resume and bad inputs."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import train as train_script
+from depth_hints import checkpoints
+from depth_hints.options import OptionsError, parse_train
+from depth_hints.trainer import Trainer, TrainingError
+from conftest import FOLDER
+
+
+def _args(root, name, *extra):
+    return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
+            "--width", "192", "--batch_size", "2", "--num_workers", "0", "--weights_init", "scratch",
+            "--log_dir", os.path.join(root, "logs"), "--model_name", name, "--log_frequency", "1000",
+            "--seed", "0", "--learning_rate", "1e-3", "--no_val", *extra]
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("stereo_hints", ["--frame_ids", "0", "--use_stereo", "--use_depth_hints"]),
+    ("mono", ["--frame_ids", "0", "-1", "1"]),
+    ("mono_stereo", ["--frame_ids", "0", "-1", "1", "--use_stereo"]),
+])
+def test_few_steps_lower_the_loss_and_weights_reload(tiny_kitti, name, extra):
+    opt = parse_train(_args(tiny_kitti, name, "--num_epochs", "4", *extra))
+    trainer = Trainer(opt)
+    fixed = next(iter(torch.utils.data.DataLoader(trainer.val_set, batch_size=4)))  # no augmentation
+
+    def fixed_loss():
+        with torch.no_grad():
+            return trainer.process_batch(fixed)[2]["loss"].item()
+    before = fixed_loss()
+    summary = trainer.train()
+    assert summary["steps"] == 12 and np.isfinite(summary["losses"]).all()
+    folder = os.path.join(tiny_kitti, "logs", name, "models", "weights_3")
+    assert sorted(os.listdir(folder)) == sorted(
+        ["encoder.pth", "depth.pth", "adam.pth", "train_state.pth", "opt.json"]
+        + (["pose_encoder.pth", "pose.pth"] if "-1" in extra else []))
+    encoder, decoder, info = checkpoints.load_depth_model(folder)
+    assert (info.height, info.width, info.num_layers) == (64, 192, 18)
+    x = torch.rand(1, 3, 64, 192)
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model.nets["depth"](trainer.model.nets["encoder"](x))[("disp", 0)]
+        torch.testing.assert_close(decoder(encoder(x))[("disp", 0)], expected)
+    with open(os.path.join(folder, "opt.json")) as f:
+        assert json.load(f)["model_name"] == name
+    trainer.model.train()
+    assert fixed_loss() < before
+
+
+def test_resume_restores_optimiser_scheduler_and_epoch(tiny_kitti):
+    base = ["--frame_ids", "0", "--use_stereo", "--scheduler_step_size", "1"]
+    first = Trainer(parse_train(_args(tiny_kitti, "r", "--num_epochs", "1", *base)))
+    first.train()
+    resumed = Trainer(parse_train(_args(tiny_kitti, "r", "--num_epochs", "2", "--resume", *base)))
+    assert resumed.state.epoch == 1 and resumed.state.step == 3
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # decayed after epoch 0
+    saved = first.optimizer.state_dict()["state"]
+    loaded = resumed.optimizer.state_dict()["state"]
+    torch.testing.assert_close(loaded[0]["exp_avg"], saved[0]["exp_avg"])
+    summary = resumed.train()
+    assert summary["steps"] == 6 and os.path.isdir(os.path.join(tiny_kitti, "logs", "r", "models", "weights_1"))
+
+
+def test_scheduler_decays_at_the_intended_epoch(tiny_kitti):
+    trainer = Trainer(parse_train(_args(tiny_kitti, "lr", "--num_epochs", "3", "--frame_ids", "0",
+                                        "--use_stereo", "--scheduler_step_size", "2")))
+    lrs = []
+    original = trainer.process_batch
+
+    def spy(batch):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        return original(batch)
+    trainer.process_batch = spy
+    trainer.train()
+    assert lrs == pytest.approx([1e-3] * 6 + [1e-4] * 3)  # epochs 0, 1 at the full rate
+
+
+def test_num_steps_stops_early_and_saves(tiny_kitti):
+    summary = Trainer(parse_train(_args(tiny_kitti, "n", "--num_epochs", "5", "--num_steps", "2",
+                                        "--frame_ids", "0", "--use_stereo"))).train()
+    assert summary["steps"] == 2
+    assert os.path.isdir(os.path.join(tiny_kitti, "logs", "n", "models", "weights_0"))
+
+
+def test_fine_tune_from_weights_folder(tiny_kitti):
+    Trainer(parse_train(_args(tiny_kitti, "a", "--num_epochs", "1", "--frame_ids", "0", "--use_stereo"))).train()
+    folder = os.path.join(tiny_kitti, "logs", "a", "models", "weights_0")
+    b = Trainer(parse_train(_args(tiny_kitti, "b", "--num_epochs", "1", "--frame_ids", "0", "--use_stereo",
+                                  "--load_weights_folder", folder, "--models_to_load", "encoder", "depth")))
+    state = torch.load(os.path.join(folder, "depth.pth"))
+    torch.testing.assert_close(b.model.nets["depth"].state_dict()["decoder.10.conv.weight"],
+                               state["decoder.10.conv.weight"])
+
+
+# -- bad inputs: one line naming the file or flag, before any training ------------------------
+
+def _main_error(capsys, argv):
+    code = train_script.main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    return err
+
+
+def test_hints_without_stereo_is_refused(tiny_kitti, capsys):
+    err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "-1", "1", "--use_depth_hints"))
+    assert "--use_depth_hints" in err and "--use_stereo" in err
+
+
+def test_size_not_multiple_of_32(tiny_kitti):
+    with pytest.raises(OptionsError, match="--height 100"):
+        parse_train(_args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo")[:-0 or None] + ["--height", "100"])
+
+
+def test_missing_data_path(tmp_path, capsys):
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "split"))
+    for n in ("train_files.txt", "val_files.txt"):
+        open(os.path.join(root, "split", n), "w").write(f"{FOLDER} 1 l\n")
+    err = _main_error(capsys, _args(root, "x", "--frame_ids", "0", "--use_stereo") + ["--data_path", root + "/nope"])
+    assert "nope" in err
+
+
+def test_missing_hint_files_stop_before_training(tiny_kitti, capsys):
+    err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--use_depth_hints",
+                                    "--depth_hint_path", os.path.join(tiny_kitti, "no_hints")))
+    assert "no_hints" in err and "precompute_depth_hints.py" in err
+
+
+def test_malformed_split_file(tiny_kitti, capsys):
+    with open(os.path.join(tiny_kitti, "split", "train_files.txt"), "a") as f:
+        f.write("just-a-folder\n")
+    err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo"))
+    assert "train_files.txt:" in err and "malformed" in err
+
+
+def test_missing_split_names_fetch_script(tiny_kitti, capsys):
+    argv = _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo")
+    argv[argv.index("--split") + 1] = "eigen_zhou_missing"
+    err = _main_error(capsys, argv)
+    assert "eigen_zhou_missing" in err
+
+
+def test_resume_without_checkpoint(tiny_kitti):
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(parse_train(_args(tiny_kitti, "nothing", "--frame_ids", "0", "--use_stereo", "--resume")))
