@@ -1,0 +1,454 @@
+"""Depth evaluation on KITTI: metrics, the Garg crop, scaling, post-processing and the loop.
+
+Protocol (monodepth2's, so numbers are comparable with published tables):
+
+* predictions are scaled disparities (``disp_to_depth(sigmoid, min_depth, max_depth)[0]``) at
+  the model's resolution, resized to the ground truth's size with bilinear interpolation;
+  depth = 1 / disparity;
+* split ``eigen``: ground truth in (1e-3, 80) m inside the Garg crop; every other split
+  (``eigen_benchmark``, folders of other names): every pixel with ground truth > 0;
+* stereo-trained models: depth x 5.4 (nominal baseline 0.1 -> KITTI's 0.54 m), no median
+  scaling; mono-trained models: per-image median scaling;
+* predicted depth clipped to [1e-3, 80] m before the metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
+
+MIN_DEPTH = 1e-3
+MAX_DEPTH = 80.0
+METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+# Garg et al.'s crop as fractions of the image: rows top, bottom; columns left, right.
+GARG_CROP_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
+GARG_CROP_SPLITS = ("eigen",)
+# Every image of the KITTI depth-prediction benchmark's test set is 1216 x 352 (W x H).
+BENCHMARK_IMAGE_SIZE = (352, 1216)
+BENCHMARK_SPLIT = "benchmark"
+EXPORT_HINT = "python scripts/export_gt_depth.py --data_path <kitti raw> --split {split}"
+
+
+class EvaluationError(ValueError):
+    """Inputs that do not fit together; the message names the files, flags and the fix."""
+
+
+# ----------------------------------------------------------------------------- pure math
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray):
+    """Depth metrics between valid ground truth and predicted depths (same shape, metres, > 0)
+    -> (abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3).
+
+    abs_rel = mean(|gt - pred| / gt), sq_rel = mean((gt - pred)^2 / gt), rmse = sqrt(mean((gt -
+    pred)^2)), rmse_log = sqrt(mean((ln gt - ln pred)^2)), a_k = mean(max(gt/pred, pred/gt) <
+    1.25^k)."""
+    gt = np.asarray(gt, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    ratio = np.maximum(gt / pred, pred / gt)
+    a1 = np.mean(ratio < 1.25)
+    a2 = np.mean(ratio < 1.25 ** 2)
+    a3 = np.mean(ratio < 1.25 ** 3)
+    diff = gt - pred
+    rmse = np.sqrt(np.mean(diff ** 2))
+    rmse_log = np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))
+    abs_rel = np.mean(np.abs(diff) / gt)
+    sq_rel = np.mean(diff ** 2 / gt)
+    return abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3
+
+
+def garg_crop_mask(height: int, width: int) -> np.ndarray:
+    """Boolean [H,W]: True inside Garg's crop, rows int(0.40810811 H)..int(0.99189189 H) and
+    columns int(0.03594771 W)..int(0.96405229 W) (end exclusive)."""
+    top, bottom, left, right = (np.array(GARG_CROP_FRACTIONS)
+                                * np.array([height, height, width, width])).astype(np.int32)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def valid_gt_mask(gt_depth: np.ndarray, garg_crop: bool) -> np.ndarray:
+    """Pixels that count [H,W] bool: with ``garg_crop`` MIN_DEPTH < gt < MAX_DEPTH inside the
+    Garg crop (split eigen), otherwise gt > 0 (the other splits)."""
+    if not garg_crop:
+        return gt_depth > 0
+    in_range = (gt_depth > MIN_DEPTH) & (gt_depth < MAX_DEPTH)
+    return in_range & garg_crop_mask(*gt_depth.shape[:2])
+
+
+def median_scaling(gt: np.ndarray, pred: np.ndarray):
+    """Scale ``pred`` so its median matches ``gt``'s -> (scaled pred, ratio median(gt)/median(pred))."""
+    ratio = float(np.median(gt) / np.median(pred))
+    return pred * ratio, ratio
+
+
+def batch_post_process_disparity(l_disp: np.ndarray, l_disp_flipped: np.ndarray) -> np.ndarray:
+    """Monodepth's post-processing of [N,H,W] disparities: ``l_disp`` from the image,
+    ``l_disp_flipped`` from the mirrored image flipped back. The left 5 % of columns come from
+    the flipped prediction, the right 5 % from the original, the middle is their mean, with
+    linear ramps over the next 5 % on each side."""
+    _, _, width = l_disp.shape
+    x = np.linspace(0.0, 1.0, width)
+    left_weight = 1.0 - np.clip(20.0 * (x - 0.05), 0.0, 1.0)  # 1 at the left edge
+    right_weight = left_weight[::-1]
+    mean = 0.5 * (l_disp + l_disp_flipped)
+    return (right_weight * l_disp + left_weight * l_disp_flipped
+            + (1.0 - left_weight - right_weight) * mean)
+
+
+def disp_to_gt_size(pred_disp: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Disparity [h,w] -> [height,width] with OpenCV bilinear interpolation."""
+    import cv2
+
+    pred_disp = np.asarray(pred_disp, dtype=np.float32)
+    if pred_disp.shape == (height, width):
+        return pred_disp
+    return cv2.resize(pred_disp, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def score_frame(gt_depth: np.ndarray, pred_disp: np.ndarray, garg_crop: bool, scale_factor: float = 1.0,
+                use_median_scaling: bool = False):
+    """One frame: gt depth [H,W] metres, predicted disparity [h,w] -> (seven errors, median
+    ratio or None). Depth = scale_factor / resized disparity, then median scaling, then
+    clipping to [MIN_DEPTH, MAX_DEPTH]."""
+    height, width = gt_depth.shape[:2]
+    with np.errstate(divide="ignore"):
+        pred_depth = 1.0 / disp_to_gt_size(pred_disp, height, width)
+    mask = valid_gt_mask(gt_depth, garg_crop)
+    if not mask.any():
+        raise EvaluationError("A ground-truth frame has no valid pixels.")
+    gt = gt_depth[mask]
+    pred = pred_depth[mask] * scale_factor
+    ratio = None
+    if use_median_scaling:
+        pred, ratio = median_scaling(gt, pred)
+    pred = np.clip(pred, MIN_DEPTH, MAX_DEPTH)
+    return compute_errors(gt, pred), ratio
+
+
+def score_predictions(gt_depths, pred_disps, garg_crop: bool, scale_factor: float = 1.0,
+                      use_median_scaling: bool = False, progress: bool = True) -> dict:
+    """All frames -> {"errors": [N,7], "mean": [7], "ratios": [N] or None}."""
+    errors, ratios = [], []
+    for i in tqdm(range(len(pred_disps)), desc="score", unit="frame", disable=not progress):
+        try:
+            frame_errors, ratio = score_frame(np.asarray(gt_depths[i]), pred_disps[i], garg_crop,
+                                              scale_factor, use_median_scaling)
+        except EvaluationError as e:
+            raise EvaluationError(f"Frame {i}: {e}") from None
+        errors.append(frame_errors)
+        ratios.append(ratio)
+    errors = np.array(errors, dtype=np.float64)
+    return {"errors": errors, "mean": errors.mean(0),
+            "ratios": np.array(ratios, dtype=np.float64) if use_median_scaling else None}
+
+
+def format_table(mean_errors) -> str:
+    """The familiar two-line table: metric names, then ``&``-separated values (3 decimals)."""
+    header = "  " + "".join(f"{name:>8} | " for name in METRIC_NAMES)
+    values = "".join(f"&{value: 8.3f}  " for value in mean_errors) + "\\\\"
+    return header + "\n" + values
+
+
+# ----------------------------------------------------------------------------- files
+
+def load_gt_depths(path: str | os.PathLike):
+    """``gt_depths.npz`` (key ``data``: an object array of [H,W] or a plain [N,H,W] array)
+    -> indexable sequence of [H,W] depths in metres."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise EvaluationError(f"Ground truth {path} does not exist. Export it with "
+                              f"`{EXPORT_HINT.format(split='eigen|eigen_benchmark|<folder>')}` "
+                              f"or point --gt_path at it.")
+    with np.load(path, allow_pickle=True, fix_imports=True, encoding="latin1") as npz:
+        if "data" not in npz:
+            raise EvaluationError(f"Ground truth {path} has no 'data' array (keys: {list(npz.keys())}).")
+        data = npz["data"]
+    if data.dtype != object and data.ndim != 3:
+        raise EvaluationError(f"Ground truth {path}: 'data' has shape {data.shape}; expected "
+                              f"[N,H,W] or an object array of [H,W] depths.")
+    return data
+
+
+def load_pred_disps(path: str | os.PathLike) -> np.ndarray:
+    """``.npy`` of disparities [N,h,w] (or [N,1,h,w]) -> [N,h,w] float32."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise EvaluationError(f"--ext_disp_to_eval {path} does not exist.")
+    disps = np.load(path, allow_pickle=False)
+    if disps.ndim == 4 and disps.shape[1] == 1:
+        disps = disps[:, 0]
+    if disps.ndim != 3:
+        raise EvaluationError(f"--ext_disp_to_eval {path}: shape {disps.shape}; expected [N,h,w].")
+    return disps.astype(np.float32, copy=False)
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def _save_json(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def write_benchmark_pngs(pred_disps: np.ndarray, out_dir: str, scale_factor: float = STEREO_SCALE_FACTOR,
+                         size: tuple[int, int] = BENCHMARK_IMAGE_SIZE) -> list[str]:
+    """Disparities [N,h,w] -> ``<out_dir>/<index:010d>.png``: depth = scale_factor / disparity
+    resized to ``size`` (H, W), clipped to [0, 80] m, stored as uint16 depth x 256."""
+    from depth_hints.kitti import save_depth_png
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for index in tqdm(range(len(pred_disps)), desc="benchmark png", unit="frame"):
+        disp = disp_to_gt_size(pred_disps[index], *size)
+        with np.errstate(divide="ignore"):
+            depth = scale_factor / disp
+        path = os.path.join(out_dir, f"{index:010d}.png")
+        save_depth_png(path, depth, max_depth=MAX_DEPTH)
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------- prediction
+
+class _ImageList(torch.utils.data.Dataset):
+    """Image paths -> network inputs [3,H,W] in [0,1]."""
+
+    def __init__(self, paths, height: int, width: int):
+        self.paths, self.height, self.width = list(paths), height, width
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        from depth_hints.inference import load_rgb, to_input_tensor
+        return to_input_tensor(load_rgb(self.paths[index]), self.width, self.height)[0]
+
+
+def kitti_test_image_paths(data_path: str, samples, png: bool = False) -> list[str]:
+    """Split samples -> image paths: KITTI raw ``<folder>/image_0{2,3}/data/<frame:010d>.jpg``
+    (``.png`` with --png; the other extension is accepted when only it exists), else the flat
+    ``<folder>/<frame:010d>.<ext>`` of KITTI's benchmark test images (``--data_path
+    .../test_depth_prediction_anonymous`` with the ``image <n>`` lines of splits/benchmark).
+    A missing image raises naming it."""
+    from datasets.kitti_dataset import kitti_image_path
+
+    extensions = (".png", ".jpg") if png else (".jpg", ".png")
+    paths = []
+    for sample in samples:
+        candidates = [kitti_image_path(data_path, sample.folder, sample.frame_index, sample.side, ext)
+                      for ext in extensions]
+        candidates += [os.path.join(data_path, sample.folder, f"{sample.frame_index:010d}{ext}")
+                       for ext in extensions]
+        found = next((c for c in candidates if os.path.isfile(c)), None)
+        if found is None:
+            raise EvaluationError(f"Test image {candidates[0]} does not exist (nor with "
+                                  f"{extensions[1]}, nor {candidates[2]}); check --data_path "
+                                  f"{data_path} and --png.")
+        paths.append(found)
+    return paths
+
+
+@torch.no_grad()
+def predict_disparities(encoder, decoder, image_paths, height: int, width: int, batch_size: int = 16,
+                        post_process: bool = False, min_depth: float = 0.1, max_depth: float = 100.0,
+                        device=None, num_workers: int = 0) -> np.ndarray:
+    """Images -> scaled disparities [N,height,width] float32 (``disp_to_depth``'s first
+    output); with ``post_process`` the mirrored image is predicted too and the two merged."""
+    from depth_hints.inference import predict_disp
+
+    device = device or torch.device("cpu")
+    loader = torch.utils.data.DataLoader(_ImageList(image_paths, height, width), batch_size=batch_size,
+                                         shuffle=False, num_workers=num_workers,
+                                         pin_memory=device.type == "cuda")
+    outputs = []
+    for images in tqdm(loader, desc="predict", unit="batch"):
+        images = images.to(device)
+        if post_process:
+            images = torch.cat([images, torch.flip(images, [3])], 0)
+        scaled_disp, _ = disp_to_depth(predict_disp(encoder, decoder, images), min_depth, max_depth)
+        scaled_disp = scaled_disp[:, 0].float().cpu().numpy()
+        if post_process:
+            n = scaled_disp.shape[0] // 2
+            scaled_disp = batch_post_process_disparity(scaled_disp[:n], scaled_disp[n:, :, ::-1])
+        outputs.append(scaled_disp.astype(np.float32))
+    return np.concatenate(outputs) if outputs else np.zeros((0, height, width), np.float32)
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+def _warn(message: str, collected: list) -> None:
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+    collected.append(message)
+
+
+def _checkpoint_use_stereo(folder: str):
+    """use_stereo recorded in a weights folder (encoder.pth extras, else opt.json), or None."""
+    from depth_hints.checkpoints import load_state, read_options
+
+    if not os.path.isfile(os.path.join(folder, "encoder.pth")):
+        return read_options(folder).get("use_stereo")
+    value = load_state(folder, "encoder").get("use_stereo")
+    return bool(value) if value is not None else read_options(folder).get("use_stereo")
+
+
+def _check_scaling(options, use_stereo, collected: list) -> None:
+    if use_stereo and options.eval_mono and not options.disable_median_scaling:
+        _warn(f"{options.load_weights_folder} was trained with stereo (use_stereo=True) but is "
+              f"evaluated with --eval_mono: per-image median scaling borrows the ground truth's "
+              f"scale and inflates its numbers. Use --eval_stereo for stereo-trained models.",
+              collected)
+    if use_stereo is False and options.eval_stereo:
+        _warn(f"{options.load_weights_folder} was trained without stereo (use_stereo=False) but is "
+              f"evaluated with --eval_stereo: its scale is arbitrary, so x{STEREO_SCALE_FACTOR} "
+              f"without median scaling gives meaningless numbers. Use --eval_mono.", collected)
+
+
+def _output_folder(options) -> str:
+    """Where saved predictions go: --eval_out_dir, else the weights folder, else beside
+    --ext_disp_to_eval."""
+    if options.eval_out_dir:
+        return options.eval_out_dir
+    if options.load_weights_folder:
+        return options.load_weights_folder
+    return os.path.dirname(os.path.abspath(options.ext_disp_to_eval))
+
+
+def _eigen_to_benchmark(pred_disps: np.ndarray) -> np.ndarray:
+    from depth_hints.splits import split_dir
+
+    ids_path = split_dir("benchmark") / "eigen_to_benchmark_ids.npy"
+    if not ids_path.is_file():
+        raise EvaluationError(f"--eval_eigen_to_benchmark needs {ids_path}; fetch it with "
+                              f"`python scripts/fetch_kitti_splits.py`.")
+    ids = np.load(ids_path)
+    if len(pred_disps) <= ids.max():
+        raise EvaluationError(f"--eval_eigen_to_benchmark: {ids_path} indexes eigen predictions up to "
+                              f"{ids.max()}, but there are only {len(pred_disps)} predictions; "
+                              f"give predictions over the eigen test list.")
+    return pred_disps[ids]
+
+
+def _load_or_predict(options, collected: list):
+    """Predicted disparities [N,h,w] from --ext_disp_to_eval or the model over the split's test
+    list (the eigen list with --eval_eigen_to_benchmark) -> (disparities, description)."""
+    from depth_hints.splits import read_split_file, split_dir
+
+    if options.ext_disp_to_eval is not None:
+        print(f"-> Loading predictions from {options.ext_disp_to_eval}")
+        if options.load_weights_folder:
+            _check_scaling(options, _checkpoint_use_stereo(options.load_weights_folder), collected)
+        return load_pred_disps(options.ext_disp_to_eval), options.ext_disp_to_eval
+
+    from depth_hints.checkpoints import load_depth_model
+    from depth_hints.options import device_from
+
+    device = device_from(options.no_cuda)
+    encoder, decoder, info = load_depth_model(os.path.expanduser(options.load_weights_folder), device)
+    _check_scaling(options, info.use_stereo, collected)
+    height, width = info.height or options.height, info.width or options.width
+    predict_split = "eigen" if options.eval_eigen_to_benchmark else options.eval_split
+    test_files = split_dir(predict_split) / "test_files.txt"
+    paths = kitti_test_image_paths(options.data_path, read_split_file(test_files, require_side=False),
+                                   options.png)
+    print(f"-> Predicting {len(paths)} images of {test_files} at {width}x{height} on {device}")
+    pred_disps = predict_disparities(encoder, decoder, paths, height, width, options.batch_size,
+                                     options.post_process, options.min_depth, options.max_depth,
+                                     device, options.num_workers)
+    return pred_disps, f"{options.load_weights_folder} over {test_files}"
+
+
+def evaluate(options) -> dict:
+    """Predict (or load) disparities for ``--eval_split`` and score them -> result dict: the
+    seven metrics by name plus split, n, scaling and warnings. ``options``: EvaluateOptions."""
+    from depth_hints.splits import split_dir
+
+    split_name = Path(options.eval_split).name
+    collected: list[str] = []
+    result: dict = {"split": options.eval_split}
+
+    if options.eval_eigen_to_benchmark and split_name in ("eigen", BENCHMARK_SPLIT):
+        raise EvaluationError("--eval_eigen_to_benchmark scores eigen predictions on the "
+                              "eigen_benchmark ground truth: use --eval_split eigen_benchmark.")
+
+    pred_disps, source = _load_or_predict(options, collected)
+    if options.eval_eigen_to_benchmark:
+        pred_disps = _eigen_to_benchmark(pred_disps)
+    result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
+
+    if options.save_pred_disps:
+        out = os.path.join(_output_folder(options), f"disps_{split_name}_split.npy")
+        _save_npy(out, pred_disps)
+        print(f"-> Saved predicted disparities to {out}")
+        result["saved_disps"] = out
+
+    scale_factor = STEREO_SCALE_FACTOR if options.eval_stereo else options.pred_depth_scale_factor
+    use_median = options.eval_mono and not options.disable_median_scaling
+    if options.eval_stereo and options.pred_depth_scale_factor != 1.0:
+        _warn(f"--eval_stereo scales by {STEREO_SCALE_FACTOR}; --pred_depth_scale_factor "
+              f"{options.pred_depth_scale_factor} is ignored.", collected)
+    result.update(scaling="stereo" if options.eval_stereo else ("median" if use_median else "none"),
+                  pred_depth_scale_factor=scale_factor)
+
+    if options.no_eval:
+        print("-> Evaluation disabled (--no_eval).")
+        return _finish(options, result, collected)
+
+    if split_name == BENCHMARK_SPLIT:
+        if not options.eval_stereo:
+            _warn("Benchmark predictions of a mono model are written without median scaling (there "
+                  "is no public ground truth): their scale is not metric.", collected)
+        out_dir = os.path.join(_output_folder(options), "benchmark_predictions")
+        write_benchmark_pngs(pred_disps, out_dir, scale_factor)
+        print(f"-> Wrote {len(pred_disps)} benchmark predictions to {out_dir}; the benchmark has no "
+              f"public ground truth, so nothing is scored.")
+        result["benchmark_predictions"] = out_dir
+        return _finish(options, result, collected)
+
+    gt_path = options.gt_path or os.fspath(split_dir(options.eval_split) / "gt_depths.npz")
+    gt_depths = load_gt_depths(gt_path)
+    if len(gt_depths) != len(pred_disps):
+        raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(gt_depths)} "
+                              f"ground-truth frames in {gt_path}; they must match one to one "
+                              f"(same split, same order).")
+    garg_crop = split_name in GARG_CROP_SPLITS
+    print("-> Evaluating")
+    if options.eval_stereo:
+        print(f"   Stereo evaluation - disabling median scaling, scaling by {STEREO_SCALE_FACTOR}")
+    elif use_median:
+        print("   Mono evaluation - using median scaling")
+    scores = score_predictions(gt_depths, pred_disps, garg_crop, scale_factor, use_median)
+    if scores["ratios"] is not None:
+        med = float(np.median(scores["ratios"]))
+        std = float(np.std(scores["ratios"] / med))
+        print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
+        result.update(median_ratio=med, median_ratio_std=std)
+    result.update({name: float(v) for name, v in zip(METRIC_NAMES, scores["mean"])})
+    result.update(gt_path=gt_path, garg_crop=garg_crop)
+    print("\n" + format_table(scores["mean"]))
+    for message in collected:
+        print(f"WARNING: {message}", file=sys.stderr)
+    print("\n-> Done!")
+    return _finish(options, result, collected)
+
+
+def _finish(options, result: dict, collected: list) -> dict:
+    result["warnings"] = list(collected)
+    if options.output_json:
+        _save_json(options.output_json, result)
+        print(f"-> Wrote {options.output_json}")
+    return result
