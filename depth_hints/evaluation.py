@@ -425,7 +425,10 @@ def evaluate(options) -> dict:
         raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(gt_depths)} "
                               f"ground-truth frames in {gt_path}; they must match one to one "
                               f"(same split, same order).")
-    garg_crop = split_name in GARG_CROP_SPLITS
+    if options.eval_protocol == "auto":
+        garg_crop = split_name in GARG_CROP_SPLITS
+    else:
+        garg_crop = options.eval_protocol == "eigen"
     print("-> Evaluating")
     if options.eval_stereo:
         print(f"   Stereo evaluation - disabling median scaling, scaling by {STEREO_SCALE_FACTOR}")

@@ -129,6 +129,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt_path", type=str, default=None,
                    help="ground-truth npz (default splits/<eval_split>/gt_depths.npz)")
     p.add_argument("--output_json", type=str, default=None, help="write the metrics as JSON here")
+    p.add_argument("--eval_protocol", type=str, default="auto", choices=("auto", "eigen", "plain"),
+                   help="eigen: Garg crop and 1e-3..80 m caps on the ground truth; plain: every "
+                        "pixel with gt > 0; auto: eigen for --eval_split eigen, else plain")
     return p
 
 

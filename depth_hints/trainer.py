@@ -46,12 +46,14 @@ def build_datasets(opt):
     """Train and validation datasets from the options (split files read and checked)."""
     cls = datasets.dataset_class(opt.dataset)
     img_ext = ".png" if opt.png else ".jpg"
+    extra = {"sceneflow_pass": opt.sceneflow_pass} if opt.dataset == "sceneflow" else {}
     made = []
     for name, is_train in (("train_files.txt", True), ("val_files.txt", False)):
         samples = read_split_file(split_file(opt.split, name))
         made.append(cls(opt.data_path, samples, opt.height, opt.width, opt.frame_ids,
                         num_scales=4, is_train=is_train, img_ext=img_ext,
-                        use_depth_hints=opt.use_depth_hints, depth_hint_path=opt.depth_hint_path))
+                        use_depth_hints=opt.use_depth_hints, depth_hint_path=opt.depth_hint_path,
+                        **extra))
     return made[0], made[1]
 
 
@@ -107,6 +109,9 @@ class Trainer:
 
         self.train_set, self.val_set = build_datasets(opt)
         check_dataset(self.train_set, "training split", opt.use_depth_hints, opt.depth_hint_path)
+        if not opt.no_val:
+            check_dataset(self.val_set, "validation split (or pass --no_val)", opt.use_depth_hints,
+                          opt.depth_hint_path)
         self.loss_cfg = objective.LossConfig.from_options(opt)
         self.model = build_model(opt).to(self.device)
         if self.channels_last:

@@ -1,0 +1,228 @@
+"""The main job on the embedded default data: does Depth Hints help on the synthetic world?
+
+world -> hints -> ground truth -> train stereo ResNet18 without and with hints (same seed and
+budget) -> Eigen-protocol evaluation (``--eval_stereo``) -> metrics.json, report.md, figures.
+Every stage reuses what a previous run left (re-runs are cheap); each stage is a call into the
+same code the command-line tools use.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+RUNS = ("without_hints", "with_hints")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes and budgets of one demo run."""
+    num_drives: int = 4
+    frames_per_drive: int = 50
+    world_width: int = 640    # a scaled KITTI rig (fx = 0.58 W, fy = 1.92 H, baseline 0.54 m)
+    world_height: int = 192
+    train_width: int = 320
+    train_height: int = 96
+    batch_size: int = 8
+    num_steps: int = 1000
+    learning_rate: float = 1e-4
+    num_workers: int = 2
+    seed: int = 0
+    num_figures: int = 3
+
+    @classmethod
+    def quick(cls) -> "DemoConfig":
+        return cls(num_drives=3, frames_per_drive=14, num_steps=120, num_figures=2)
+
+    @classmethod
+    def tiny(cls) -> "DemoConfig":
+        """For the test suite: seconds, not minutes."""
+        return cls(num_drives=2, frames_per_drive=5, world_width=256, world_height=96, train_width=128,
+                   train_height=64, batch_size=2, num_steps=2, num_workers=0, num_figures=1)
+
+
+def _stage(name: str) -> None:
+    print(f"\n==> {name}", flush=True)
+
+
+def make_world(data_dir: str, cfg: DemoConfig) -> str:
+    """Generate the synthetic world (if absent); returns its split folder."""
+    from . import synthetic
+    _stage(f"synthetic world: {cfg.num_drives} drives x {cfg.frames_per_drive} frames at "
+           f"{cfg.world_width}x{cfg.world_height} -> {data_dir}")
+    summary = synthetic.write_synthetic_kitti(data_dir, cfg.num_drives, cfg.frames_per_drive, cfg.world_width,
+                                              cfg.world_height, seed=cfg.seed, show_progress=True)
+    return str(summary.get("split_dir") or os.path.join(data_dir, "splits", "synthetic"))
+
+
+def precompute_hints(data_dir: str, split: str, cfg: DemoConfig) -> dict:
+    """Fused-SGM hints at the world's resolution for the training (and test) frames."""
+    from .hints import precompute
+    from .options import parse_precompute
+    _stage("depth hints (fused SGM)")
+    results = {}
+    for name in ("train_files.txt", "val_files.txt", "test_files.txt"):
+        opts = parse_precompute(["--data_path", data_dir, "--filenames", os.path.join(split, name), "--png",
+                                 "--height", str(cfg.world_height), "--width", str(cfg.world_width),
+                                 "--num_workers", str(cfg.num_workers),
+                                 "--report", os.path.join(split, f"hint_report_{name[:-10]}.json")])
+        summary = precompute(opts)
+        results[name] = summary.to_dict() if hasattr(summary, "to_dict") else summary
+    return results
+
+
+def export_ground_truth(data_dir: str, split: str) -> str:
+    """Dense ground truth of the test frames -> <split>/gt_depths.npz (once)."""
+    from .kitti import export_gt_depths
+    path = os.path.join(split, "gt_depths.npz")
+    if not os.path.isfile(path):
+        _stage("ground truth export")
+        export_gt_depths(data_dir, split, mode="dense", output=path)
+    return path
+
+
+def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfig) -> str:
+    """Train one model (skipped when its final weights exist); returns the weights folder."""
+    from .options import parse_train
+    from .trainer import Trainer, latest_checkpoint
+    models_dir = os.path.join(log_dir, name, "models")
+    done_marker = os.path.join(models_dir, "DONE")
+    if os.path.isfile(done_marker):
+        return latest_checkpoint(models_dir)
+    _stage(f"training {name} ({cfg.num_steps} steps, batch {cfg.batch_size}, "
+           f"{cfg.train_width}x{cfg.train_height})")
+    argv = ["--data_path", data_dir, "--split", split, "--png", "--model_name", name, "--log_dir", log_dir,
+            "--height", str(cfg.train_height), "--width", str(cfg.train_width),
+            "--frame_ids", "0", "--use_stereo", "--weights_init", "scratch",
+            "--batch_size", str(cfg.batch_size), "--learning_rate", str(cfg.learning_rate),
+            "--num_epochs", "1000", "--scheduler_step_size", "1000", "--num_steps", str(cfg.num_steps),
+            "--num_workers", str(cfg.num_workers), "--seed", str(cfg.seed),
+            "--log_frequency", str(max(cfg.num_steps // 10, 1))]
+    if name == "with_hints":
+        argv.append("--use_depth_hints")
+    Trainer(parse_train(argv)).train()
+    with open(done_marker, "w") as f:
+        f.write("complete\n")
+    return latest_checkpoint(models_dir)
+
+
+def evaluate_run(name: str, weights: str, data_dir: str, split: str, out_dir: str) -> dict:
+    """Eigen-protocol evaluation with --eval_stereo; saves the predicted disparities."""
+    from .evaluation import evaluate
+    from .options import parse_evaluate
+    _stage(f"evaluating {name}")
+    pred_dir = os.path.join(out_dir, "predictions", name)
+    os.makedirs(pred_dir, exist_ok=True)
+    opts = parse_evaluate(["--data_path", data_dir, "--load_weights_folder", weights, "--eval_stereo",
+                           "--eval_split", split, "--eval_protocol", "eigen", "--png", "--save_pred_disps",
+                           "--eval_out_dir", pred_dir, "--num_workers", "0",
+                           "--output_json", os.path.join(pred_dir, "metrics.json")])
+    result = evaluate(opts)
+    result["pred_disps"] = os.path.join(pred_dir, f"disps_{os.path.basename(split.rstrip('/'))}_split.npy")
+    return result
+
+
+def thin_masks(data_dir: str, split: str) -> list:
+    """The generator's thin-structure label maps of the test frames (bool [H,W] each)."""
+    import cv2
+    from .splits import read_split_file
+    masks = []
+    for s in read_split_file(os.path.join(split, "test_files.txt")):
+        cam = "image_02" if s.side == "l" else "image_03"
+        path = os.path.join(data_dir, s.folder, "thin_mask", cam, f"{s.frame_index:010d}.png")
+        mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if mask is None:
+            raise FileNotFoundError(f"Thin-structure mask {path} is missing; regenerate the world.")
+        masks.append(mask > 0)
+    return masks
+
+
+def region_metrics(gt_depths, pred_disps, region_masks) -> dict:
+    """The seven metrics (stereo scaling, Eigen caps and crop) restricted to region pixels."""
+    from .evaluation import (MAX_DEPTH, METRIC_NAMES, MIN_DEPTH, compute_errors, disp_to_gt_size,
+                             valid_gt_mask)
+    from .geometry import STEREO_SCALE_FACTOR
+    gts, preds = [], []
+    for gt, disp, region in zip(gt_depths, pred_disps, region_masks):
+        mask = valid_gt_mask(gt, garg_crop=True) & region
+        if not mask.any():
+            continue
+        pred = STEREO_SCALE_FACTOR / disp_to_gt_size(disp, *gt.shape)
+        gts.append(gt[mask])
+        preds.append(np.clip(pred[mask], MIN_DEPTH, MAX_DEPTH))
+    if not gts:
+        return {}
+    errors = compute_errors(np.concatenate(gts), np.concatenate(preds))
+    return {name: float(v) for name, v in zip(METRIC_NAMES, errors)} | {"pixels": int(sum(map(len, gts)))}
+
+
+def run_demo(quick: bool = False, out_dir: str = "demo_output", data_dir: str = "data/synthetic_kitti",
+             cfg: DemoConfig | None = None) -> dict:
+    """The whole job; returns the metrics dict also written to <out_dir>/metrics.json."""
+    from .evaluation import METRIC_NAMES, load_gt_depths, load_pred_disps
+    cfg = cfg or (DemoConfig.quick() if quick else DemoConfig())
+    start = time.time()
+    os.makedirs(out_dir, exist_ok=True)
+    split = make_world(data_dir, cfg)
+    hint_summary = precompute_hints(data_dir, split, cfg)
+    gt_path = export_ground_truth(data_dir, split)
+    log_dir = os.path.join(out_dir, "runs", "quick" if quick else "full")
+    metrics: dict = {"config": asdict(cfg)}
+    disps = {}
+    for name in RUNS:
+        weights = train_run(name, data_dir, split, log_dir, cfg)
+        result = evaluate_run(name, weights, data_dir, split, out_dir)
+        metrics[name] = {k: result[k] for k in METRIC_NAMES}
+        disps[name] = load_pred_disps(result["pred_disps"])
+    gt_depths = load_gt_depths(gt_path)
+    masks = thin_masks(data_dir, split)
+    metrics["thin_structures"] = {name: region_metrics(gt_depths, disps[name], masks) for name in RUNS}
+    metrics["hints"] = hint_summary
+    metrics["seconds"] = round(time.time() - start, 1)
+    with open(os.path.join(out_dir, "metrics.json.tmp"), "w") as f:
+        json.dump(metrics, f, indent=2, default=str)
+    os.replace(os.path.join(out_dir, "metrics.json.tmp"), os.path.join(out_dir, "metrics.json"))
+    write_figures_and_report(out_dir, data_dir, split, metrics, disps, gt_depths, cfg.num_figures)
+    _print_summary(metrics)
+    return metrics
+
+
+def write_figures_and_report(out_dir: str, data_dir: str, split: str, metrics: dict, disps: dict,
+                             gt_depths, num_figures: int) -> str:
+    """PNG figures for a few evenly spaced test frames, then report.md."""
+    import cv2
+    from PIL import Image
+    from . import visualize
+    from .evaluation import disp_to_gt_size
+    from .geometry import STEREO_SCALE_FACTOR
+    from .hints import hint_file_path, load_hint
+    from .splits import read_split_file
+    samples = read_split_file(os.path.join(split, "test_files.txt"))
+    picks = np.linspace(0, len(samples) - 1, num_figures).round().astype(int) if num_figures else []
+    figures = []
+    for i in picks:
+        s = samples[i]
+        cam = "image_02" if s.side == "l" else "image_03"
+        image = np.asarray(Image.open(os.path.join(data_dir, s.folder, cam, "data", f"{s.frame_index:010d}.png")).convert("RGB"))
+        gt = gt_depths[i]
+        hint_path = hint_file_path(os.path.join(data_dir, "depth_hints"), s.folder, s.frame_index, s.side)
+        hint = None
+        if os.path.isfile(hint_path):
+            hint = cv2.resize(load_hint(hint_path), gt.shape[::-1], interpolation=cv2.INTER_NEAREST) * STEREO_SCALE_FACTOR
+        preds = {name: disp_to_gt_size(disps[name][i], *gt.shape) / STEREO_SCALE_FACTOR for name in RUNS}
+        path = os.path.join(out_dir, f"figure_{len(figures)}.png")
+        visualize.demo_figure(path, image, gt, hint, preds, title=f"{s.folder} frame {s.frame_index}")
+        figures.append(path)
+    return visualize.write_demo_report(out_dir, metrics, figures, RUNS)
+
+
+def _print_summary(metrics: dict) -> None:
+    print("\n==> results on the synthetic test split (Eigen protocol, --eval_stereo)")
+    print(f"{'':22s}{'abs_rel':>9s}{'sq_rel':>9s}{'rmse':>9s}{'a1':>9s}")
+    for name in RUNS:
+        for label, m in (("all pixels", metrics[name]), ("thin structures", metrics["thin_structures"][name])):
+            if m:
+                print(f"{name + ' ' + label[:4]:22s}{m['abs_rel']:9.3f}{m['sq_rel']:9.3f}{m['rmse']:9.3f}{m['a1']:9.3f}")

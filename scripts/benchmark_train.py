@@ -1,0 +1,113 @@
+"""Training throughput (images/s) for one configuration, with and without data loading.
+
+    python scripts/benchmark_train.py                 # ResNet18, 640x192, batch 4, stereo + hints
+    python scripts/benchmark_train.py --height 96 --width 320 --steps 10 --no_hints
+
+Data comes from a small synthetic KITTI-layout world generated into --data_path if absent (or
+point --data_path/--split at real KITTI). Prints median seconds per step and images/s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+
+def _prepare_world(root: str, height: int, width: int) -> str:
+    """Generate a small synthetic world with hints; returns its split folder."""
+    from depth_hints import synthetic
+    from depth_hints.hints import precompute_hints_for_split
+    split = os.path.join(root, "splits", "synthetic")
+    if not os.path.isfile(os.path.join(split, "train_files.txt")):
+        synthetic.write_world(root, num_drives=2, frames_per_drive=8, width=max(width, 640),
+                              height=max(height, 192), seed=0)
+    precompute_hints_for_split(root, os.path.join(split, "train_files.txt"), height=height, width=width)
+    return split
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data_path", default=os.path.join(tempfile.gettempdir(), "depth_hints_bench_world"))
+    p.add_argument("--split", default=None, help="split folder (default: the synthetic world's)")
+    p.add_argument("--height", type=int, default=192)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--num_layers", type=int, default=18)
+    p.add_argument("--steps", type=int, default=12, help="timed steps (after 3 warm-up steps)")
+    p.add_argument("--num_workers", type=int, default=2)
+    p.add_argument("--no_hints", action="store_true")
+    p.add_argument("--frame_ids", nargs="+", default=["0"])
+    p.add_argument("--no_cuda", action="store_true")
+    p.add_argument("--no_channels_last", action="store_true")
+    args = p.parse_args(argv)
+
+    from depth_hints.options import parse_train
+    from depth_hints.trainer import Trainer
+
+    split = args.split or _prepare_world(args.data_path, args.height, args.width)
+    argv_train = ["--data_path", args.data_path, "--split", split, "--png", "--height", str(args.height),
+                  "--width", str(args.width), "--batch_size", str(args.batch_size), "--num_layers",
+                  str(args.num_layers), "--weights_init", "scratch", "--use_stereo", "--frame_ids",
+                  *args.frame_ids, "--num_workers", str(args.num_workers), "--no_val",
+                  "--log_dir", os.path.join(tempfile.gettempdir(), "depth_hints_bench_logs"),
+                  "--model_name", "bench", "--log_frequency", "1000000"]
+    if not args.no_hints:
+        argv_train.append("--use_depth_hints")
+    if args.no_cuda:
+        argv_train.append("--no_cuda")
+    if args.no_channels_last:
+        argv_train.append("--no_channels_last")
+    trainer = Trainer(parse_train(argv_train))
+    trainer.model.train()
+    device = trainer.device
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step(batch):
+        _, _, losses = trainer.process_batch(batch)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        trainer.optimizer.step()
+        sync()
+
+    def timed(batches):
+        times = []
+        for i, batch in enumerate(batches):
+            start = time.perf_counter()
+            step(batch() if callable(batch) else batch)
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    # data loading included: the loader's iterator feeds each step
+    loader_iter = iter(trainer.train_loader)
+
+    def next_batch():
+        nonlocal loader_iter
+        try:
+            return next(loader_iter)
+        except StopIteration:
+            loader_iter = iter(trainer.train_loader)
+            return next(loader_iter)
+    with_loading = timed([next_batch] * (args.steps + 3))
+    fixed = next_batch()
+    without_loading = timed([fixed] * (args.steps + 3))
+
+    config = (f"ResNet{args.num_layers} {args.width}x{args.height} batch {args.batch_size} "
+              f"frames {' '.join(args.frame_ids)} stereo{' + hints' if not args.no_hints else ''} "
+              f"on {device} ({torch.get_num_threads()} threads, channels_last={not args.no_channels_last})")
+    print(config)
+    for label, seconds in (("with data loading", with_loading), ("data loading excluded", without_loading)):
+        print(f"  {label:22s}: {seconds:.3f} s/step  {args.batch_size / seconds:.2f} images/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
