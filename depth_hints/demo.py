@@ -90,8 +90,9 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
     from .trainer import Trainer, latest_checkpoint
     models_dir = os.path.join(log_dir, name, "models")
     done_marker = os.path.join(models_dir, "DONE")
-    if os.path.isfile(done_marker):
-        return latest_checkpoint(models_dir)
+    signature = json.dumps(asdict(cfg), sort_keys=True)
+    if os.path.isfile(done_marker) and open(done_marker).read().strip() == signature:
+        return latest_checkpoint(models_dir)  # trained before with this configuration
     _stage(f"training {name} ({cfg.num_steps} steps, batch {cfg.batch_size}, "
            f"{cfg.train_width}x{cfg.train_height})")
     argv = ["--data_path", data_dir, "--split", split, "--png", "--model_name", name, "--log_dir", log_dir,
@@ -103,9 +104,12 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
             "--log_frequency", str(max(cfg.num_steps // 10, 1))]
     if name == "with_hints":
         argv.append("--use_depth_hints")
+    if os.path.isdir(models_dir):  # an interrupted or differently configured run: start afresh
+        import shutil
+        shutil.rmtree(os.path.dirname(models_dir))
     Trainer(parse_train(argv)).train()
     with open(done_marker, "w") as f:
-        f.write("complete\n")
+        f.write(signature + "\n")
     return latest_checkpoint(models_dir)
 
 
