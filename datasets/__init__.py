@@ -1,10 +1,13 @@
 """Dataset loaders: KITTI raw / odometry / depth (and SceneFlow), sharing MonoDataset."""
 from .kitti_dataset import KITTIDepthDataset, KITTIOdomDataset, KITTIRAWDataset
 from .mono_dataset import DatasetError, MonoDataset
+from .sceneflow_dataset import SceneFlowDataset
 
-__all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset", "KITTIDepthDataset"]
+__all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset", "KITTIDepthDataset",
+           "SceneFlowDataset"]
 
-_DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset}
+_DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset,
+             "sceneflow": SceneFlowDataset}
 
 
 def dataset_class(name: str):
