@@ -15,9 +15,11 @@ def main(argv=None) -> int:
     from depth_hints.hints import HintFileError
     from depth_hints.splits import SplitError
     from datasets import DatasetError
+    from networks.resnet_encoder import PretrainedWeightsError
     try:
         summary = train(opt)
-    except (TrainingError, CheckpointError, HintFileError, SplitError, DatasetError) as e:
+    except (TrainingError, CheckpointError, HintFileError, SplitError, DatasetError,
+            PretrainedWeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; weights in {summary['models_dir']}")

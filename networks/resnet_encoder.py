@@ -21,6 +21,10 @@ _RESNETS: dict[int, tuple[Callable[..., models.ResNet], models.WeightsEnum]] = {
     152: (models.resnet152, models.ResNet152_Weights.IMAGENET1K_V1),
 }
 
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights could not be had; the message names --weights_init scratch."""
+
+
 # Seconds a single socket operation may block while fetching ImageNet weights.
 DOWNLOAD_TIMEOUT_S = 10.0
 
@@ -44,7 +48,7 @@ def load_imagenet_state_dict(num_layers: int) -> dict[str, torch.Tensor]:
     try:
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
     except OSError as err:  # URLError, HTTPError, socket.timeout and socket.gaierror are all OSErrors
-        raise RuntimeError(
+        raise PretrainedWeightsError(
             f"Could not download ImageNet weights for ResNet{num_layers} ({err}). "
             "Train from scratch with --weights_init scratch, or put the torchvision "
             f"checkpoint in the torch hub cache ({cached})."

@@ -19,14 +19,16 @@ import torch
 
 
 def _prepare_world(root: str, height: int, width: int) -> str:
-    """Generate a small synthetic world with hints; returns its split folder."""
+    """Generate a small synthetic world with hints (once); returns its split folder."""
     from depth_hints import synthetic
-    from depth_hints.hints import precompute_hints_for_split
-    split = os.path.join(root, "splits", "synthetic")
-    if not os.path.isfile(os.path.join(split, "train_files.txt")):
-        synthetic.write_world(root, num_drives=2, frames_per_drive=8, width=max(width, 640),
-                              height=max(height, 192), seed=0)
-    precompute_hints_for_split(root, os.path.join(split, "train_files.txt"), height=height, width=width)
+    from depth_hints.hints import precompute
+    from depth_hints.options import parse_precompute
+    summary = synthetic.write_synthetic_kitti(root, num_drives=2, frames_per_drive=10, width=max(width, 640),
+                                              height=max(height, 192), seed=0)
+    split = str(summary["split_dir"])
+    precompute(parse_precompute(["--data_path", root, "--filenames", os.path.join(split, "train_files.txt"),
+                                 "--png", "--height", str(height), "--width", str(width), "--num_workers", "0"]),
+               progress=False, verbose=False)
     return split
 
 

@@ -149,3 +149,19 @@ def test_missing_split_names_fetch_script(tiny_kitti, capsys):
 def test_resume_without_checkpoint(tiny_kitti):
     with pytest.raises(TrainingError, match="--resume"):
         Trainer(parse_train(_args(tiny_kitti, "nothing", "--frame_ids", "0", "--use_stereo", "--resume")))
+
+
+def test_pretrained_weights_offline_names_scratch(tiny_kitti, capsys, monkeypatch):
+    import urllib.error
+    import torch.hub
+    from networks import resnet_encoder
+
+    monkeypatch.setattr(resnet_encoder, "imagenet_checkpoint_path", lambda n: "/nonexistent/resnet.pth")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    argv = [a for a in _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo") if a != "scratch"]
+    argv.remove("--weights_init")
+    err = _main_error(capsys, argv)
+    assert "--weights_init scratch" in err and "Traceback" not in err
