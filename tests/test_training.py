@@ -17,7 +17,7 @@ def _args(root, name, *extra):
     return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
             "--width", "192", "--batch_size", "2", "--num_workers", "0", "--weights_init", "scratch",
             "--log_dir", os.path.join(root, "logs"), "--model_name", name, "--log_frequency", "1000",
-            "--seed", "0", "--learning_rate", "1e-3", "--no_val", *extra]
+            "--seed", "0", "--learning_rate", "1e-4", "--no_val", *extra]
 
 
 @pytest.mark.parametrize("name,extra", [
@@ -28,7 +28,7 @@ def _args(root, name, *extra):
 def test_few_steps_lower_the_loss_and_weights_reload(tiny_kitti, name, extra):
     opt = parse_train(_args(tiny_kitti, name, "--num_epochs", "4", *extra))
     trainer = Trainer(opt)
-    fixed = next(iter(torch.utils.data.DataLoader(trainer.val_set, batch_size=4)))  # no augmentation
+    fixed = next(iter(torch.utils.data.DataLoader(trainer.val_set, batch_size=6)))  # no augmentation
 
     def fixed_loss():
         with torch.no_grad():
@@ -59,7 +59,7 @@ def test_resume_restores_optimiser_scheduler_and_epoch(tiny_kitti):
     first.train()
     resumed = Trainer(parse_train(_args(tiny_kitti, "r", "--num_epochs", "2", "--resume", *base)))
     assert resumed.state.epoch == 1 and resumed.state.step == 3
-    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # decayed after epoch 0
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # decayed after epoch 0
     saved = first.optimizer.state_dict()["state"]
     loaded = resumed.optimizer.state_dict()["state"]
     torch.testing.assert_close(loaded[0]["exp_avg"], saved[0]["exp_avg"])
@@ -78,7 +78,7 @@ def test_scheduler_decays_at_the_intended_epoch(tiny_kitti):
         return original(batch)
     trainer.process_batch = spy
     trainer.train()
-    assert lrs == pytest.approx([1e-3] * 6 + [1e-4] * 3)  # epochs 0, 1 at the full rate
+    assert lrs == pytest.approx([1e-4] * 6 + [1e-5] * 3)  # epochs 0, 1 at the full rate
 
 
 def test_num_steps_stops_early_and_saves(tiny_kitti):
