@@ -397,7 +397,7 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
                 keep = torch.from_numpy(keep_np).to(device)
             window = disparity_t[keep, top:bottom, left:right]
             warped = _warp_rows(other_flat, width, window, top, side, left)
-            target_window = target[None, :, top:bottom, left:right].expand(len(keep), -1, -1, -1)
+            target_window = target[None, :, top:bottom, left:right]  # broadcast over candidates
             error = photometric_error(warped, target_window)[:, 0]
             if strict:
                 error = error.masked_fill(window <= 0, float("inf"))

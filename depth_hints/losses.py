@@ -11,15 +11,18 @@ SSIM_WEIGHT = 0.85  # photometric error = 0.85 * SSIM + 0.15 * L1
 MISSING_HINT_PENALTY = 1000.0  # added to the hint's reprojection error where there is no hint
 
 
+def _pool3x3(t: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(t, (1, 1, 1, 1), mode="reflect"), 3, 1)
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(1 - SSIM) / 2 per pixel and channel, 3x3 windows on reflection-padded images.
 
-    x, y: [B,C,H,W] -> [B,C,H,W] in [0, 1]; 0 where x == y."""
+    x [B,C,H,W], y [B,C,H,W] or [1,C,H,W] (one target for many candidates: its moments are
+    pooled once) -> [B,C,H,W] in [0, 1]; 0 where x == y."""
     channels = x.shape[1]
-    # One pooling pass over the five stacked moment images instead of five passes.
-    stacked = torch.cat([x, y, x * x, y * y, x * y], 1)
-    pooled = F.avg_pool2d(F.pad(stacked, (1, 1, 1, 1), mode="reflect"), 3, 1)
-    mu_x, mu_y, e_xx, e_yy, e_xy = torch.split(pooled, channels, 1)
+    mu_y, e_yy = torch.split(_pool3x3(torch.cat([y, y * y], 1)), channels, 1)
+    mu_x, e_xx, e_xy = torch.split(_pool3x3(torch.cat([x, x * x, x * y], 1)), channels, 1)
     sigma_x = e_xx - mu_x ** 2
     sigma_y = e_yy - mu_y ** 2
     sigma_xy = e_xy - mu_x * mu_y

@@ -88,3 +88,10 @@ def test_depth_hint_loss_values():
 def test_masked_mean():
     values = torch.tensor([1.0, 2.0, 3.0])
     assert losses.masked_mean(values, torch.tensor([1.0, 0.0, 1.0])).item() == pytest.approx(2.0)
+
+
+def test_ssim_broadcasts_a_single_target():
+    torch.manual_seed(1)
+    x, y = torch.rand(4, 3, 6, 7), torch.rand(1, 3, 6, 7)
+    torch.testing.assert_close(losses.ssim(x, y), losses.ssim(x, y.expand(4, -1, -1, -1)))
+    torch.testing.assert_close(losses.photometric_error(x, y), losses.photometric_error(x, y.expand(4, -1, -1, -1)))
