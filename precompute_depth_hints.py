@@ -1,6 +1,7 @@
 """Precompute fused-SGM depth hints for a split (Depth Hints, Watson et al., ICCV 2019).
 
     python precompute_depth_hints.py --data_path kitti_data [--filenames FILE] [--save_path DIR]
+    python precompute_depth_hints.py --dataset sceneflow --data_path sceneflow --width 576 --height 320
 
 Writes <save_path>/<folder>/image_0{2,3}/<frame:010d>.npy; resumable (existing valid hints are
 skipped). Exit code 0 when every frame has a hint, 1 when some failed (e.g. missing images,

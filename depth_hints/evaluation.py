@@ -10,6 +10,13 @@ Protocol (monodepth2's, so numbers are comparable with published tables):
 * stereo-trained models: depth x 5.4 (nominal baseline 0.1 -> KITTI's 0.54 m), no median
   scaling; mono-trained models: per-image median scaling;
 * predicted depth clipped to [1e-3, 80] m before the metrics.
+
+SceneFlow (``--dataset sceneflow`` or ``--eval_split sceneflow_test``, ``evaluate_sceneflow``):
+the ground truth is each test frame's PFM disparity at full resolution (valid: finite, > 0);
+predictions are resized to it; stereo-trained models: depth x 10 (nominal baseline 0.1 ->
+SceneFlow's 1 scene unit), mono-trained: per-image median scaling. Disparity metrics (EPE,
+bad-1, bad-3 in pixels) on every valid pixel; the seven depth metrics with depth =
+fx * 1 / disparity in (1e-3, 1000) scene units, predictions clipped to that range.
 """
 from __future__ import annotations
 
@@ -306,7 +313,8 @@ def _checkpoint_use_stereo(folder: str):
     return bool(value) if value is not None else read_options(folder).get("use_stereo")
 
 
-def _check_scaling(options, use_stereo, collected: list) -> None:
+def _check_scaling(options, use_stereo, collected: list,
+                   stereo_scale_factor: float = STEREO_SCALE_FACTOR) -> None:
     if use_stereo and options.eval_mono and not options.disable_median_scaling:
         _warn(f"{options.load_weights_folder} was trained with stereo (use_stereo=True) but is "
               f"evaluated with --eval_mono: per-image median scaling borrows the ground truth's "
@@ -314,7 +322,7 @@ def _check_scaling(options, use_stereo, collected: list) -> None:
               collected)
     if use_stereo is False and options.eval_stereo:
         _warn(f"{options.load_weights_folder} was trained without stereo (use_stereo=False) but is "
-              f"evaluated with --eval_stereo: its scale is arbitrary, so x{STEREO_SCALE_FACTOR} "
+              f"evaluated with --eval_stereo: its scale is arbitrary, so x{stereo_scale_factor:g} "
               f"without median scaling gives meaningless numbers. Use --eval_mono.", collected)
 
 
@@ -343,15 +351,28 @@ def _eigen_to_benchmark(pred_disps: np.ndarray) -> np.ndarray:
     return pred_disps[ids]
 
 
-def _load_or_predict(options, collected: list):
-    """Predicted disparities [N,h,w] from --ext_disp_to_eval or the model over the split's test
-    list (the eigen list with --eval_eigen_to_benchmark) -> (disparities, description)."""
+def _kitti_test_images(options):
+    """-> (image paths, test list) of the split's KITTI test list (the eigen list with
+    --eval_eigen_to_benchmark)."""
     from depth_hints.splits import read_split_file, split_dir
 
+    predict_split = "eigen" if options.eval_eigen_to_benchmark else options.eval_split
+    test_files = split_dir(predict_split) / "test_files.txt"
+    paths = kitti_test_image_paths(options.data_path, read_split_file(test_files, require_side=False),
+                                   options.png)
+    return paths, test_files
+
+
+def _load_or_predict(options, collected: list, test_images=_kitti_test_images,
+                     stereo_scale_factor: float = STEREO_SCALE_FACTOR):
+    """Predicted disparities [N,h,w] from --ext_disp_to_eval or the model over the images of
+    ``test_images(options) -> (paths, test list)`` (default: the KITTI test list)
+    -> (disparities, description). Misuse of the scaling flags is warned about here."""
     if options.ext_disp_to_eval is not None:
         print(f"-> Loading predictions from {options.ext_disp_to_eval}")
         if options.load_weights_folder:
-            _check_scaling(options, _checkpoint_use_stereo(options.load_weights_folder), collected)
+            _check_scaling(options, _checkpoint_use_stereo(options.load_weights_folder), collected,
+                           stereo_scale_factor)
         return load_pred_disps(options.ext_disp_to_eval), options.ext_disp_to_eval
 
     from depth_hints.checkpoints import load_depth_model
@@ -359,12 +380,9 @@ def _load_or_predict(options, collected: list):
 
     device = device_from(options.no_cuda)
     encoder, decoder, info = load_depth_model(os.path.expanduser(options.load_weights_folder), device)
-    _check_scaling(options, info.use_stereo, collected)
+    _check_scaling(options, info.use_stereo, collected, stereo_scale_factor)
     height, width = info.height or options.height, info.width or options.width
-    predict_split = "eigen" if options.eval_eigen_to_benchmark else options.eval_split
-    test_files = split_dir(predict_split) / "test_files.txt"
-    paths = kitti_test_image_paths(options.data_path, read_split_file(test_files, require_side=False),
-                                   options.png)
+    paths, test_files = test_images(options)
     print(f"-> Predicting {len(paths)} images of {test_files} at {width}x{height} on {device}")
     pred_disps = predict_disparities(encoder, decoder, paths, height, width, options.batch_size,
                                      options.post_process, options.min_depth, options.max_depth,
@@ -374,9 +392,12 @@ def _load_or_predict(options, collected: list):
 
 def evaluate(options) -> dict:
     """Predict (or load) disparities for ``--eval_split`` and score them -> result dict: the
-    seven metrics by name plus split, n, scaling and warnings. ``options``: EvaluateOptions."""
+    seven metrics by name plus split, n, scaling and warnings. ``options``: EvaluateOptions.
+    ``--dataset sceneflow`` or ``--eval_split sceneflow_test``: ``evaluate_sceneflow``."""
     from depth_hints.splits import split_dir
 
+    if options.dataset == "sceneflow" or options.eval_split == SCENEFLOW_TEST_SPLIT:
+        return evaluate_sceneflow(options)
     split_name = Path(options.eval_split).name
     collected: list[str] = []
     result: dict = {"split": options.eval_split}
@@ -455,3 +476,215 @@ def _finish(options, result: dict, collected: list) -> dict:
         _save_json(options.output_json, result)
         print(f"-> Wrote {options.output_json}")
     return result
+
+
+# ----------------------------------------------------------------------------- SceneFlow
+
+SCENEFLOW_TEST_SPLIT = "sceneflow_test"
+SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
+#: depth caps on SceneFlow, in scene units (baseline 1): the ground truth counts in
+#: (MIN, MAX), predictions are clipped to [MIN, MAX]. 1000 units is a disparity of 1.05 px at
+#: 960 px and 1050 px focal length (finer disparities are below what the metrics resolve),
+#: and exactly the farthest depth a stereo-trained model with the default --max_depth 100
+#: can predict (100 nominal units x 10).
+SCENEFLOW_MIN_DEPTH = 1e-3
+SCENEFLOW_MAX_DEPTH = 1000.0
+DISPARITY_METRIC_NAMES = ("epe", "bad1", "bad3")
+
+
+def disparity_metrics(pred_disp: np.ndarray, gt_disp: np.ndarray):
+    """Disparity errors over corresponding pixels (same shape, pixels) -> (epe, bad1, bad3):
+    epe = mean |pred - gt|, bad_k = fraction of pixels with |pred - gt| > k px."""
+    error = np.abs(np.asarray(pred_disp, np.float64) - np.asarray(gt_disp, np.float64))
+    return float(error.mean()), float((error > 1).mean()), float((error > 3).mean())
+
+
+def valid_disparity_mask(gt_disp: np.ndarray) -> np.ndarray:
+    """Pixels with ground-truth disparity [H,W] bool: finite and > 0."""
+    gt_disp = np.asarray(gt_disp)
+    valid = np.isfinite(gt_disp)
+    valid[valid] = gt_disp[valid] > 0
+    return valid
+
+
+def score_sceneflow_frame(gt_disp: np.ndarray, pred_disp: np.ndarray, fx_px: float,
+                          baseline: float = 1.0, scale_factor: float = 1.0,
+                          use_median_scaling: bool = False,
+                          min_depth: float = SCENEFLOW_MIN_DEPTH, max_depth: float = SCENEFLOW_MAX_DEPTH):
+    """One SceneFlow frame -> (seven depth errors, (epe, bad1, bad3), median ratio or None).
+
+    gt_disp [H,W]: ground-truth disparity in pixels at full resolution (valid: finite, > 0);
+    pred_disp [h,w]: the network's scaled disparity, resized bilinearly to [H,W]; fx_px: focal
+    length in pixels at W. Predicted depth = scale_factor / disparity, times the per-image
+    ratio median(gt depth) / median(predicted depth) with ``use_median_scaling``; its disparity
+    fx_px * baseline / depth gives the disparity errors over every valid pixel. Depth errors:
+    ground truth depth fx_px * baseline / gt_disp in (min_depth, max_depth), prediction
+    clipped to [min_depth, max_depth]."""
+    height, width = gt_disp.shape[:2]
+    pred = disp_to_gt_size(pred_disp, height, width).astype(np.float64)
+    valid = valid_disparity_mask(gt_disp)
+    if not valid.any():
+        raise EvaluationError("the ground-truth disparity has no valid pixels (finite, > 0).")
+    gt_depth = np.zeros((height, width), np.float64)
+    gt_depth[valid] = fx_px * baseline / gt_disp[valid].astype(np.float64)
+    depth_valid = valid & (gt_depth > min_depth) & (gt_depth < max_depth)
+    if not depth_valid.any():
+        raise EvaluationError(f"no ground-truth depth inside ({min_depth:g}, {max_depth:g}) "
+                              f"scene units.")
+    with np.errstate(divide="ignore"):
+        pred_depth = scale_factor / pred
+    ratio, factor = None, scale_factor
+    if use_median_scaling:
+        _, ratio = median_scaling(gt_depth[depth_valid], pred_depth[depth_valid])
+        pred_depth = pred_depth * ratio
+        factor = scale_factor * ratio
+    # the predicted disparity in pixels: fx_px * baseline / depth, with depth = factor / pred
+    pred_disparity = pred * (fx_px * baseline / factor)
+    disparity_errors = disparity_metrics(pred_disparity[valid], gt_disp[valid])
+    depth_errors = compute_errors(gt_depth[depth_valid],
+                                  np.clip(pred_depth[depth_valid], min_depth, max_depth))
+    return depth_errors, disparity_errors, ratio
+
+
+def sceneflow_test_file(eval_split: str) -> Path:
+    """--eval_split -> its SceneFlow test list: ``sceneflow_test`` is the project's
+    splits/sceneflow/test_files.txt, anything else a split folder's test_files.txt."""
+    from depth_hints.splits import PROJECT_SPLITS_DIR, split_dir
+
+    if eval_split == SCENEFLOW_TEST_SPLIT:
+        path = PROJECT_SPLITS_DIR / "sceneflow" / "test_files.txt"
+        if not path.is_file():
+            raise EvaluationError(f"--eval_split {SCENEFLOW_TEST_SPLIT} reads {path}, which does "
+                                  f"not exist: make it with `{SCENEFLOW_SPLITS_HINT}` (FlyingThings3D "
+                                  f"TEST -> test_files.txt), or pass --eval_split <a folder with a "
+                                  f"test_files.txt of SceneFlow lines>.")
+        return path
+    path = split_dir(eval_split) / "test_files.txt"
+    if not path.is_file():
+        raise EvaluationError(f"--dataset sceneflow --eval_split {eval_split}: {path} does not "
+                              f"exist. Make SceneFlow split lists with `{SCENEFLOW_SPLITS_HINT} "
+                              f"--out_dir <folder>`.")
+    return path
+
+
+def _sceneflow_samples(test_file: Path) -> list:
+    from datasets.sceneflow_dataset import SceneFlowError, split_folder
+    from depth_hints.splits import read_split_file
+
+    samples = read_split_file(test_file, require_side=False)
+    for sample in samples:
+        try:
+            split_folder(sample.folder, f"{sample.folder} {sample.frame_index} {sample.side}")
+        except SceneFlowError as e:
+            raise EvaluationError(f"{test_file}: {e} (--dataset sceneflow)") from None
+    return samples
+
+
+def _sceneflow_test_images(options, samples, test_file):
+    """-> (image paths, test list) of SceneFlow test samples; a missing image raises naming it."""
+    from datasets.sceneflow_dataset import sceneflow_image_path
+
+    paths = [sceneflow_image_path(options.data_path, s.folder, s.frame_index, s.side,
+                                  options.sceneflow_pass) for s in samples]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise EvaluationError(f"Test image {missing[0]} does not exist ({len(missing)} of "
+                              f"{len(paths)} missing); check --data_path {options.data_path} and "
+                              f"--sceneflow_pass {options.sceneflow_pass}.")
+    return paths, test_file
+
+
+def _sceneflow_gt_disparity(data_path: str, sample) -> np.ndarray:
+    from datasets.mono_dataset import DatasetError
+    from datasets.sceneflow_dataset import read_sceneflow_disparity, sceneflow_disparity_path
+    from depth_hints.pfm import PFMError
+
+    try:
+        return read_sceneflow_disparity(sceneflow_disparity_path(
+            data_path, sample.folder, sample.frame_index, sample.side))
+    except (DatasetError, PFMError) as e:
+        raise EvaluationError(str(e)) from None
+
+
+def evaluate_sceneflow(options) -> dict:
+    """SceneFlow evaluation (``--dataset sceneflow`` or ``--eval_split sceneflow_test``).
+
+    Predictions (the model over the test list's images of --sceneflow_pass, or
+    --ext_disp_to_eval) are resized to each frame's ground-truth PFM disparity (full
+    resolution). Scaling: --eval_stereo multiplies depth by SCENEFLOW_STEREO_SCALE_FACTOR (the
+    nominal baseline 0.1 -> SceneFlow's 1.0); --eval_mono scales each image by its median
+    depth ratio. Reports the seven depth metrics (caps SCENEFLOW_MIN/MAX_DEPTH) and epe, bad1,
+    bad3 (pixels at full resolution, every pixel with finite positive ground truth), each the
+    mean over frames. -> result dict (as ``evaluate``'s, plus the disparity metrics)."""
+    from datasets.sceneflow_dataset import (SCENEFLOW_BASELINE, SCENEFLOW_STEREO_SCALE_FACTOR,
+                                            sceneflow_normalised_intrinsics)
+
+    if options.eval_eigen_to_benchmark:
+        raise EvaluationError("--eval_eigen_to_benchmark is a KITTI option; drop it for SceneFlow.")
+    split_name = Path(options.eval_split).name
+    test_file = sceneflow_test_file(options.eval_split)
+    samples = _sceneflow_samples(test_file)
+    collected: list[str] = []
+    result: dict = {"split": options.eval_split, "dataset": "sceneflow", "test_files": str(test_file)}
+
+    pred_disps, source = _load_or_predict(
+        options, collected, lambda o: _sceneflow_test_images(o, samples, test_file),
+        SCENEFLOW_STEREO_SCALE_FACTOR)
+    if len(pred_disps) != len(samples):
+        raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(samples)} lines "
+                              f"in {test_file}; they must match one to one (same order).")
+    result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
+    if options.save_pred_disps:
+        out = os.path.join(_output_folder(options), f"disps_{split_name}_split.npy")
+        _save_npy(out, pred_disps)
+        print(f"-> Saved predicted disparities to {out}")
+        result["saved_disps"] = out
+
+    scale_factor = SCENEFLOW_STEREO_SCALE_FACTOR if options.eval_stereo else options.pred_depth_scale_factor
+    use_median = options.eval_mono and not options.disable_median_scaling
+    if options.eval_stereo and options.pred_depth_scale_factor != 1.0:
+        _warn(f"--eval_stereo scales by {SCENEFLOW_STEREO_SCALE_FACTOR:g} on SceneFlow; "
+              f"--pred_depth_scale_factor {options.pred_depth_scale_factor} is ignored.", collected)
+    result.update(scaling="stereo" if options.eval_stereo else ("median" if use_median else "none"),
+                  pred_depth_scale_factor=scale_factor,
+                  depth_caps=[SCENEFLOW_MIN_DEPTH, SCENEFLOW_MAX_DEPTH])
+    if options.no_eval:
+        print("-> Evaluation disabled (--no_eval).")
+        return _finish(options, result, collected)
+
+    print("-> Evaluating on SceneFlow ground-truth disparities")
+    if options.eval_stereo:
+        print(f"   Stereo evaluation - disabling median scaling, scaling by "
+              f"{SCENEFLOW_STEREO_SCALE_FACTOR:g}")
+    elif use_median:
+        print("   Mono evaluation - using median scaling")
+    depth_errors, disparity_errors, ratios = [], [], []
+    for sample, pred_disp in tqdm(list(zip(samples, pred_disps)), desc="score", unit="frame"):
+        gt_disp = _sceneflow_gt_disparity(options.data_path, sample)
+        fx_px = float(sceneflow_normalised_intrinsics(sample.folder)[0, 0]) * gt_disp.shape[1]
+        try:
+            frame_depth, frame_disp, ratio = score_sceneflow_frame(
+                gt_disp, pred_disp, fx_px, SCENEFLOW_BASELINE, scale_factor, use_median)
+        except EvaluationError as e:
+            raise EvaluationError(f"{sample.folder} {sample.frame_index} {sample.side}: {e}") from None
+        depth_errors.append(frame_depth)
+        disparity_errors.append(frame_disp)
+        ratios.append(ratio)
+    depth_mean = np.array(depth_errors, np.float64).mean(0)
+    disparity_mean = np.array(disparity_errors, np.float64).mean(0)
+    if use_median:
+        ratios = np.array(ratios, np.float64)
+        med = float(np.median(ratios))
+        std = float(np.std(ratios / med))
+        print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
+        result.update(median_ratio=med, median_ratio_std=std)
+    result.update({name: float(v) for name, v in zip(METRIC_NAMES, depth_mean)})
+    result.update({name: float(v) for name, v in zip(DISPARITY_METRIC_NAMES, disparity_mean)})
+    print("\n" + format_table(depth_mean))
+    print("\n  " + "".join(f"{name:>8} | " for name in DISPARITY_METRIC_NAMES) + "  (pixels at full "
+          "resolution; bad-k: fraction with error > k px)\n"
+          + "".join(f"&{value: 8.3f}  " for value in disparity_mean) + "\\\\")
+    for message in collected:
+        print(f"WARNING: {message}", file=sys.stderr)
+    print("\n-> Done!")
+    return _finish(options, result, collected)

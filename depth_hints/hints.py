@@ -32,6 +32,14 @@ Work skipped without changing a single hint:
 
 Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
 resize); SGBM sees the resized uint8 images, the photometric pick the same images / 255.
+
+SceneFlow (``--dataset sceneflow``): images from ``sceneflow_image_path`` (--sceneflow_pass),
+the same fused SGM, hints in the same nominal convention with the sequence's own normalised
+focal length: depth = fx_norm * W * 0.1 / d (fx_norm = 1050 / 960 for the 35 mm renders), the
+depth the training's SceneFlow intrinsics and 0.1 stereo baseline expect. The bank's
+numDisparities are scaled (``bank_disparities``) so that it spans the same nominal depths as
+KITTI's bank at 1024 px: 128, 176, 240, 288 px for 35 mm renders matched at 960 px. --report
+scores against the PFM ground truth.
 """
 from __future__ import annotations
 
@@ -142,20 +150,26 @@ def remove_stale_temporaries(directories, min_age_s: float = 60.0) -> int:
 
 # ----------------------------------------------------------------------------- units
 
-def hint_fx(width: int) -> float:
-    """Focal length in pixels of the training's normalised KITTI intrinsics at ``width``."""
-    return geometry.KITTI_NORMALISED_INTRINSICS[0] * width
+KITTI_FX_NORMALISED = geometry.KITTI_NORMALISED_INTRINSICS[0]
 
 
-def disparity_to_hint_depth(disparity_px, width: int):
+def hint_fx(width: int, fx_normalised: float = KITTI_FX_NORMALISED) -> float:
+    """Focal length in pixels at ``width`` of the training's normalised intrinsics (KITTI's
+    0.58 by default; SceneFlow passes its sequence's fx / W)."""
+    return fx_normalised * width
+
+
+def disparity_to_hint_depth(disparity_px, width: int, fx_normalised: float = KITTI_FX_NORMALISED):
     """Disparity in pixels at image width ``width`` -> hint depth (nominal baseline 0.1 units):
-    depth = 0.58 * width * 0.1 / d, 0 where d <= 0. numpy or torch."""
-    return geometry.disparity_to_depth(disparity_px, hint_fx(width), geometry.NOMINAL_BASELINE)
+    depth = fx_normalised * width * 0.1 / d (0.58 on KITTI), 0 where d <= 0. numpy or torch."""
+    return geometry.disparity_to_depth(disparity_px, hint_fx(width, fx_normalised),
+                                       geometry.NOMINAL_BASELINE)
 
 
-def hint_depth_to_disparity(depth, width: int):
+def hint_depth_to_disparity(depth, width: int, fx_normalised: float = KITTI_FX_NORMALISED):
     """Hint depth -> disparity in pixels at image width ``width``; 0 where depth <= 0."""
-    return geometry.depth_to_disparity(depth, hint_fx(width), geometry.NOMINAL_BASELINE)
+    return geometry.depth_to_disparity(depth, hint_fx(width, fx_normalised),
+                                       geometry.NOMINAL_BASELINE)
 
 
 # ----------------------------------------------------------------------------- matcher bank
@@ -183,10 +197,35 @@ class MatcherSpec:
                                      speckleWindowSize=100, speckleRange=16)
 
 
-def sgbm_bank() -> tuple:
-    """The 12 matchers in candidate order: blockSize 1, 2, 3 (outer) x numDisparities 64, 96,
-    128, 160 (inner). Ties in the pick go to the earlier one."""
-    return tuple(MatcherSpec(b, n) for b in BLOCK_SIZES for n in NUM_DISPARITIES)
+def sgbm_bank(num_disparities: Sequence[int] = NUM_DISPARITIES) -> tuple:
+    """The matchers in candidate order: blockSize 1, 2, 3 (outer) x ``num_disparities``
+    (inner; the paper's 64, 96, 128, 160 by default: 12 matchers). Ties in the pick go to the
+    earlier one."""
+    return tuple(MatcherSpec(b, n) for b in BLOCK_SIZES for n in num_disparities)
+
+
+#: the image width the paper's bank was made for (KITTI hints are computed at 1024x320)
+BANK_REFERENCE_WIDTH = 1024
+
+
+def bank_disparities(width: int, fx_normalised: float) -> tuple:
+    """numDisparities of a bank for images ``width`` px wide whose normalised focal length is
+    ``fx_normalised``: each of 64, 96, 128, 160 times (fx_normalised * width) / (0.58 * 1024),
+    rounded up to a multiple of 16 (OpenCV's requirement), kept in [16, the largest multiple
+    of 16 below ``width``], duplicates dropped.
+
+    Nominal depth is fx_normalised * width * 0.1 / d, so this bank reaches the same nominal
+    depths as the paper's on KITTI at 1024 px (down to 0.37 units: 2 m on KITTI, 3.7 scene
+    units on SceneFlow). SceneFlow 35 mm (fx_normalised 1050 / 960) at 960 px: 128, 176, 240,
+    288; at 480 px: 64, 96, 128, 144. The KITTI precompute keeps the paper's bank at any width."""
+    factor = fx_normalised * width / (KITTI_FX_NORMALISED * BANK_REFERENCE_WIDTH)
+    cap = max(16, (width - 1) // 16 * 16)
+    out = []
+    for n in NUM_DISPARITIES:
+        scaled = min(max(16, int(np.ceil(n * factor / 16.0 - 1e-9)) * 16), cap)
+        if scaled not in out:
+            out.append(scaled)
+    return tuple(out)
 
 
 def duplicate_sources(specs: Sequence[MatcherSpec]) -> list:
@@ -409,11 +448,11 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
     return picked.cpu().numpy(), winner.cpu().numpy()
 
 
-def _distinct_indices(skip_duplicates: bool) -> list:
+def _distinct_indices(skip_duplicates: bool, specs: Optional[Sequence[MatcherSpec]] = None) -> list:
     """Candidates worth fusing: with ``skip_duplicates`` (and a build where they really are
     identical) those that are not copies of an earlier one; identical candidates never change
-    the pick, as ties go to the earlier one."""
-    sources = duplicate_sources(sgbm_bank())
+    the pick, as ties go to the earlier one. ``specs``: the bank (default ``sgbm_bank()``)."""
+    sources = duplicate_sources(tuple(specs) if specs is not None else sgbm_bank())
     if not skip_duplicates or not duplicate_block_sizes_identical():
         return list(range(len(sources)))
     return [i for i, source in enumerate(sources) if source == i]
@@ -431,20 +470,23 @@ class HintResult:
 
 def compute_hint(target_img: np.ndarray, other_img: np.ndarray, side: str, strict: bool = False,
                  skip_duplicates: bool = True, threads: int = 1, device=None,
-                 tile: Optional[tuple] = CPU_TILE) -> HintResult:
+                 tile: Optional[tuple] = CPU_TILE, specs: Optional[Sequence[MatcherSpec]] = None,
+                 fx_normalised: float = KITTI_FX_NORMALISED) -> HintResult:
     """Fused-SGM depth hint of ``target_img`` given the other stereo view.
 
     target_img, other_img: uint8 [H,W,3] at hint resolution; side: the target's side ('l'/'r').
-    Depth is in the training's units: 0.58 * W * 0.1 / disparity."""
-    candidates = match_view(target_img, other_img, side, skip_duplicates=skip_duplicates,
+    specs: the matcher bank (default the paper's 12). Depth is in the training's units:
+    fx_normalised * W * 0.1 / disparity (0.58 on KITTI)."""
+    candidates = match_view(target_img, other_img, side, specs, skip_duplicates=skip_duplicates,
                             threads=threads)
-    keep = _distinct_indices(skip_duplicates)
+    keep = _distinct_indices(skip_duplicates, specs)
     disparity, winner = fuse_candidates(target_img.astype(np.float32) / 255.0,
                                         other_img.astype(np.float32) / 255.0,
                                         candidates[keep], side, strict=strict, tile=tile,
                                         device=device)
     winner = np.asarray(keep)[winner]
-    depth = disparity_to_hint_depth(disparity.astype(np.float64), target_img.shape[1])
+    depth = disparity_to_hint_depth(disparity.astype(np.float64), target_img.shape[1],
+                                    fx_normalised)
     return HintResult(depth.astype(np.float32), disparity, winner, candidates)
 
 
@@ -456,9 +498,12 @@ def hint_coverage(depth: np.ndarray) -> float:
 
 
 def disparity_errors(disparity: np.ndarray, gt_disparity: np.ndarray) -> dict:
-    """End-point error and bad-1 / bad-3 rates (|error| > 1 / 3 px) of a disparity map against
-    ground truth, both [H,W] pixels, over pixels where both are > 0; plus ``coverage`` (the
-    fraction of ground-truth pixels the map covers). Values are None without overlap."""
+    """End-point error and bad-1 / bad-3 rates (|error| > 1 / 3 px, ``evaluation.
+    disparity_metrics``) of a disparity map against ground truth, both [H,W] pixels, over
+    pixels where both are > 0; plus ``coverage`` (the fraction of ground-truth pixels the map
+    covers). Values are None without overlap."""
+    from depth_hints.evaluation import disparity_metrics
+
     gt_valid = gt_disparity > 0
     valid = gt_valid & (disparity > 0)
     count = int(valid.sum())
@@ -466,33 +511,46 @@ def disparity_errors(disparity: np.ndarray, gt_disparity: np.ndarray) -> dict:
     if count == 0:
         out.update(epe=None, bad1=None, bad3=None)
         return out
-    error = np.abs(disparity[valid].astype(np.float64) - gt_disparity[valid])
-    out.update(epe=float(error.mean()), bad1=float((error > 1).mean()),
-               bad3=float((error > 3).mean()))
+    epe, bad1, bad3 = disparity_metrics(disparity[valid], gt_disparity[valid])
+    out.update(epe=epe, bad1=bad1, bad3=bad3)
     return out
 
 
 SYNTHETIC_BASELINE_M = 0.54  # the synthetic world's (and KITTI's) real baseline
 
 
+def _resize_disparity(gt: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Disparity [h,w] in pixels at width w -> [height,width] at ``width`` (nearest neighbour,
+    values times width / w); 0 where not finite or <= 0."""
+    gt = np.where(np.isfinite(gt), gt, 0).astype(np.float32)
+    scale = width / gt.shape[1]
+    gt = cv2.resize(gt, (width, height), interpolation=cv2.INTER_NEAREST) * scale
+    return np.where(gt > 0, gt, 0).astype(np.float32)
+
+
 def load_gt_disparity(data_path: str, gt_disparity_root: Optional[str], folder: str,
-                      frame_index: int, side: str, height: int, width: int):
+                      frame_index: int, side: str, height: int, width: int,
+                      dataset: str = "kitti"):
     """Ground-truth disparity [height,width] in pixels at hint resolution, or (None, None).
 
     ``gt_disparity_root``: ``<root>/<folder>/image_0x/<frame>.npy`` disparities in pixels at the
-    original image width (rescaled by width ratio). Otherwise the synthetic world's dense depth
+    original image width (rescaled by width ratio). Otherwise, ``dataset`` 'sceneflow': the
+    frame's PFM disparity (rescaled likewise); else the synthetic world's dense depth
     (``<data_path>/<folder>/proj_depth/groundtruth/image_0x/<frame>.png``, metres x 256):
     disparity = 0.58 * width * 0.54 / depth_m. Resized with nearest neighbour.
     Returns (gt [H,W] float32 or None, source name or None)."""
+    if dataset == "sceneflow" and not gt_disparity_root:
+        from datasets.sceneflow_dataset import read_sceneflow_disparity, sceneflow_disparity_path
+        path = sceneflow_disparity_path(data_path, folder, frame_index, side)
+        if not os.path.isfile(path):
+            return None, None
+        return _resize_disparity(read_sceneflow_disparity(path), height, width), "sceneflow_pfm"
     if gt_disparity_root:
         path = hint_file_path(gt_disparity_root, folder, frame_index, side)
         if not os.path.isfile(path):
             return None, None
         gt = np.load(path, allow_pickle=False).astype(np.float32)
-        gt = gt.reshape(gt.shape[-2:])
-        scale = width / gt.shape[1]
-        gt = cv2.resize(gt, (width, height), interpolation=cv2.INTER_NEAREST) * scale
-        return np.where(gt > 0, gt, 0).astype(np.float32), "gt_disparity"
+        return _resize_disparity(gt.reshape(gt.shape[-2:]), height, width), "gt_disparity"
     from datasets.kitti_dataset import kitti_dense_depth_path, read_depth_png
     path = kitti_dense_depth_path(data_path, folder, frame_index, side)
     if not os.path.isfile(path):
@@ -515,11 +573,18 @@ def load_image(path: str, height: int, width: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8).copy()
 
 
-def stereo_image_paths(data_path: str, sample, ext: str):
-    """(target, other) image paths of a split sample in the KITTI raw layout."""
+def stereo_image_paths(data_path: str, sample, ext: str, dataset: str = "kitti",
+                       sceneflow_pass: str = "clean"):
+    """(target, other) image paths of a split sample in the KITTI raw layout, or with
+    ``dataset`` 'sceneflow' in SceneFlow's (``sceneflow_pass`` frames; ``ext`` unused)."""
+    sides = (sample.side, OTHER_SIDE[sample.side])
+    if dataset == "sceneflow":
+        from datasets.sceneflow_dataset import sceneflow_image_path
+        return tuple(sceneflow_image_path(data_path, sample.folder, sample.frame_index, side,
+                                          sceneflow_pass) for side in sides)
     from datasets.kitti_dataset import kitti_image_path  # here: datasets imports this module
     return tuple(kitti_image_path(data_path, sample.folder, sample.frame_index, side, ext)
-                 for side in (sample.side, OTHER_SIDE[sample.side]))
+                 for side in sides)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -539,6 +604,18 @@ class FrameJob:
     gt_disparity: Optional[str]
     skip_duplicates: bool
     fuse: bool  # False: the worker stops after matching (the main process fuses on the GPU)
+    dataset: str = "kitti"  # kitti (KITTI raw layout) or sceneflow
+    sceneflow_pass: str = "clean"
+
+
+def sample_camera(job: FrameJob, sample) -> tuple:
+    """(normalised focal length fx / W, matcher bank) of a sample: KITTI's 0.58 and the paper's
+    bank; on SceneFlow the sequence's focal length and ``bank_disparities`` at the hint width."""
+    if job.dataset != "sceneflow":
+        return KITTI_FX_NORMALISED, sgbm_bank()
+    from datasets.sceneflow_dataset import sceneflow_normalised_intrinsics
+    fx_normalised = float(sceneflow_normalised_intrinsics(sample.folder)[0, 0])
+    return fx_normalised, sgbm_bank(bank_disparities(job.width, fx_normalised))
 
 
 @dataclasses.dataclass
@@ -623,24 +700,45 @@ def default_filenames() -> str:
     return str(splits.PROJECT_SPLITS_DIR / "eigen_full" / "all_files.txt")
 
 
-_SUPPORTED_DATASETS = ("kitti", "kitti_depth")  # both use the KITTI raw image layout
+_SUPPORTED_DATASETS = ("kitti", "kitti_depth", "sceneflow")  # kitti*: the KITTI raw layout
+SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
+
+
+def default_sceneflow_filenames() -> list:
+    """SceneFlow's default lists: splits/sceneflow/train_files.txt and val_files.txt (those that
+    exist), so that training and validation both find their hints."""
+    folder = splits.PROJECT_SPLITS_DIR / "sceneflow"
+    return [str(folder / name) for name in ("train_files.txt", "val_files.txt")
+            if (folder / name).is_file()]
 
 
 def _check_inputs(options) -> list:
-    if options.dataset == "sceneflow":
-        raise NotImplementedError("--dataset sceneflow: hints for SceneFlow are not implemented "
-                                  "yet; precompute supports --dataset kitti (KITTI raw layout).")
     if options.dataset not in _SUPPORTED_DATASETS:
         raise PrecomputeError(f"--dataset {options.dataset}: hints are computed for the KITTI raw "
-                              f"layout only; use --dataset kitti.")
+                              f"layout (--dataset kitti) and SceneFlow (--dataset sceneflow).")
     if options.num_workers < 0:
         raise PrecomputeError(f"--num_workers {options.num_workers}: must be >= 0 "
                               f"(0 = in-process).")
-    filenames = options.filenames or default_filenames()
-    if not os.path.isfile(filenames):
-        raise PrecomputeError(f"Split file {filenames} does not exist: run "
-                              f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
-    samples = splits.read_split_file(filenames)
+    if options.dataset == "sceneflow" and not options.filenames:
+        filenames = default_sceneflow_filenames()
+        if not filenames:
+            raise PrecomputeError(f"--dataset sceneflow without --filenames reads "
+                                  f"{splits.PROJECT_SPLITS_DIR / 'sceneflow'}/train_files.txt, which "
+                                  f"does not exist: run `{SCENEFLOW_SPLITS_HINT}` or pass "
+                                  f"--filenames <split file>.")
+    else:
+        filenames = [options.filenames or default_filenames()]
+        if not os.path.isfile(filenames[0]):
+            raise PrecomputeError(f"Split file {filenames[0]} does not exist: run "
+                                  f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
+    samples = [s for f in filenames for s in splits.read_split_file(f)]
+    if options.dataset == "sceneflow":
+        from datasets.sceneflow_dataset import SceneFlowError, split_folder
+        for s in samples:
+            try:
+                split_folder(s.folder, f"{s.folder} {s.frame_index} {s.side}")
+            except SceneFlowError as e:
+                raise PrecomputeError(f"{e} (--dataset sceneflow, {', '.join(filenames)})") from None
     unique = list(dict.fromkeys(samples))  # a frame listed twice is computed once
     return unique
 
@@ -659,10 +757,11 @@ def _existing_hint(path: str, height: int, width: int):
     return hint, None
 
 
-def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None):
+def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None, specs=None):
     try:
         gt, source = load_gt_disparity(job.data_path, job.gt_disparity, sample.folder,
-                                       sample.frame_index, sample.side, job.height, job.width)
+                                       sample.frame_index, sample.side, job.height, job.width,
+                                       job.dataset)
     except Exception as e:  # a bad ground-truth file spoils the report, not the hint
         return {"gt": None, "gt_error": f"{type(e).__name__}: {e}"}
     if gt is None:
@@ -670,23 +769,25 @@ def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None):
     out = {"gt": source, "hint": disparity_errors(disparity, gt)}
     if candidates is not None:
         out["matchers"] = {spec.name: disparity_errors(candidates[i], gt)
-                           for i, spec in enumerate(sgbm_bank())}
+                           for i, spec in enumerate(specs if specs is not None else sgbm_bank())}
     return out
 
 
 def _finish_frame(job: FrameJob, sample, index: int, target, other, candidates, replaced: bool,
                   device=None) -> FrameResult:
     """Fuse matched candidates, write the hint atomically, score it."""
-    keep = _distinct_indices(job.skip_duplicates)
+    fx_normalised, specs = sample_camera(job, sample)
+    keep = _distinct_indices(job.skip_duplicates, specs)
     on_gpu = device is not None and torch.device(device).type == "cuda"
     disparity, _ = fuse_candidates(target.astype(np.float32) / 255.0,
                                    other.astype(np.float32) / 255.0, candidates[keep],
                                    sample.side, strict=job.strict, device=device,
                                    tile=None if on_gpu else CPU_TILE)
-    depth = disparity_to_hint_depth(disparity.astype(np.float64), job.width).astype(np.float32)
+    depth = disparity_to_hint_depth(disparity.astype(np.float64), job.width,
+                                    fx_normalised).astype(np.float32)
     path = hint_file_path(job.save_path, sample.folder, sample.frame_index, sample.side)
     save_hint(path, depth, job.dtype)
-    accuracy = _accuracy(job, sample, disparity, candidates) if job.report else None
+    accuracy = _accuracy(job, sample, disparity, candidates, specs) if job.report else None
     return FrameResult(index, "computed", hint_coverage(depth), replaced=replaced,
                        accuracy=accuracy)
 
@@ -711,16 +812,19 @@ def _process_frame(job: FrameJob, index: int, sample, device=None):
             if hint is not None:
                 accuracy = None
                 if job.report:
-                    accuracy = _accuracy(job, sample, hint_depth_to_disparity(hint, job.width))
+                    fx_normalised, _ = sample_camera(job, sample)
+                    accuracy = _accuracy(job, sample,
+                                         hint_depth_to_disparity(hint, job.width, fx_normalised))
                 return FrameResult(index, "skipped", hint_coverage(hint), accuracy=accuracy)
             replaced = problem is not None
-        paths = stereo_image_paths(job.data_path, sample, job.ext)
+        paths = stereo_image_paths(job.data_path, sample, job.ext, job.dataset, job.sceneflow_pass)
         missing = tuple(p for p in paths if not os.path.isfile(p))
         if missing:
             return FrameResult(index, "missing", missing=missing,
                                message="missing image " + ", ".join(missing))
         target, other = (load_image(p, job.height, job.width) for p in paths)
-        candidates = match_view(target, other, sample.side, skip_duplicates=job.skip_duplicates)
+        candidates = match_view(target, other, sample.side, sample_camera(job, sample)[1],
+                                skip_duplicates=job.skip_duplicates)
         if not job.fuse:
             return _Matched(index, target, other, candidates, replaced)
         return _finish_frame(job, sample, index, target, other, candidates, replaced, device)
@@ -759,7 +863,8 @@ def _pool_context():
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
         # Workers fork from a server that has imported everything once.
-        context.set_forkserver_preload(["depth_hints.hints", "datasets.kitti_dataset"])
+        context.set_forkserver_preload(["depth_hints.hints", "datasets.kitti_dataset",
+                                        "datasets.sceneflow_dataset"])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -874,7 +979,9 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                    ext=".png" if options.png else ".jpg", dtype=options.dtype,
                    strict=options.strict_candidates, overwrite=options.overwrite_saved_depths,
                    report=bool(options.report), gt_disparity=options.gt_disparity,
-                   skip_duplicates=skip_duplicates, fuse=in_process or device.type != "cuda")
+                   skip_duplicates=skip_duplicates, fuse=in_process or device.type != "cuda",
+                   dataset="sceneflow" if options.dataset == "sceneflow" else "kitti",
+                   sceneflow_pass=options.sceneflow_pass)
     directories = sorted({os.path.dirname(hint_file_path(options.save_path, s.folder,
                                                          s.frame_index, s.side))
                           for s in samples})

@@ -140,8 +140,9 @@ def precompute_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Precompute fused-SGM depth hints.")
     _add_data_flags(p, height=320, width=1024)
     p.add_argument("--filenames", type=str, default=None,
-                   help="a split file of 'folder frame side' lines "
-                        "(default splits/eigen_full/all_files.txt)")
+                   help="a split file of 'folder frame side' lines (default "
+                        "splits/eigen_full/all_files.txt; --dataset sceneflow: "
+                        "splits/sceneflow/train_files.txt and val_files.txt)")
     p.add_argument("--save_path", type=str, default=None,
                    help="where hints go (default <data_path>/depth_hints)")
     p.add_argument("--overwrite_saved_depths", action="store_true",

@@ -499,9 +499,10 @@ def test_missing_default_split_is_a_one_line_error(tmp_path, monkeypatch, capsys
     assert "fetch_kitti_splits.py" in err and "--filenames" in err
 
 
-def test_sceneflow_is_not_implemented_yet(tmp_path, capsys):
+def test_sceneflow_refuses_kitti_lines_naming_the_subsets(tmp_path, capsys):
     split = tmp_path / "s.txt"
     split.write_text(f"{FOLDER} 0 l\n")
     code = precompute_depth_hints.main(["--data_path", str(tmp_path), "--filenames", str(split),
                                         "--dataset", "sceneflow"])
-    assert code == 2 and "sceneflow" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "flyingthings3d" in err and "--dataset sceneflow" in err
