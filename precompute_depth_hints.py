@@ -17,7 +17,7 @@ from depth_hints.splits import SplitError
 def main(argv=None) -> int:
     try:
         summary = precompute(parse_precompute(argv))
-    except (OptionsError, SplitError, PrecomputeError, NotImplementedError) as e:
+    except (OptionsError, SplitError, PrecomputeError) as e:
         print(f"precompute_depth_hints.py: error: {e}", file=sys.stderr)
         return 2
     return 0 if summary.ok else 1

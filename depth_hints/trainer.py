@@ -64,7 +64,8 @@ def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: st
     missing = dataset.missing_files()
     if missing:
         hints = [m for m in missing if m.endswith(".npy")]
-        fix = (f" Precompute hints with `python precompute_depth_hints.py --data_path "
+        dataset_flag = " --dataset sceneflow" if type(dataset).__name__ == "SceneFlowDataset" else ""
+        fix = (f" Precompute hints with `python precompute_depth_hints.py{dataset_flag} --data_path "
                f"{dataset.data_path} --save_path {depth_hint_path}` (or fix --depth_hint_path)."
                if hints else " Check --data_path, --png and the split.")
         raise TrainingError(f"{name}: {len(missing)}+ missing files, e.g. {missing[0]}.{fix}")
