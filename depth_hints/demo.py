@@ -27,7 +27,7 @@ class DemoConfig:
     train_width: int = 320
     train_height: int = 96
     batch_size: int = 8
-    num_steps: int = 1000
+    num_steps: int = 250
     learning_rate: float = 1e-4
     num_workers: int = 2
     seed: int = 0
@@ -35,7 +35,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> "DemoConfig":
-        return cls(num_drives=3, frames_per_drive=14, num_steps=120, num_figures=2)
+        return cls(num_drives=3, frames_per_drive=12, num_steps=40, num_figures=2)
 
     @classmethod
     def tiny(cls) -> "DemoConfig":
