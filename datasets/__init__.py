@@ -6,8 +6,9 @@ from .sceneflow_dataset import SceneFlowDataset
 __all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset", "KITTIDepthDataset",
            "SceneFlowDataset"]
 
+# kitti_test (a monodepth2 choice it never wired up): KITTI's raw layout, as for kitti.
 _DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset,
-             "sceneflow": SceneFlowDataset}
+             "kitti_test": KITTIRAWDataset, "sceneflow": SceneFlowDataset}
 
 
 def dataset_class(name: str):

@@ -69,7 +69,7 @@ def random_color_jitter(rng: random.Random):
     factors = [rng.uniform(*COLOR_JITTER[k]) for k in ("brightness", "contrast", "saturation", "hue")]
     ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
 
-    def apply(img: torch.Tensor) -> torch.Tensor:
+    def apply(img: Image.Image) -> Image.Image:
         for i in order:
             img = ops[i](img, factors[i])
         return img
@@ -160,10 +160,12 @@ class MonoDataset(data.Dataset):
             else:
                 img = self.get_color(sample.folder, sample.frame_index + f, sample.side, do_flip)
             for s in range(self.num_scales):
-                size = (self.width // 2 ** s, self.height // 2 ** s)
-                color = TF.to_tensor(img.resize(size, self.interp))
+                # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
+                img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)
+                color = TF.to_tensor(img)
                 inputs[("color", f, s)] = color
-                inputs[("color_aug", f, s)] = jitter(color) if jitter else color
+                # jittered as a PIL image, like monodepth2 (and far cheaper than on tensors)
+                inputs[("color_aug", f, s)] = TF.to_tensor(jitter(img)) if jitter else color
 
         K_norm = self.intrinsics(sample)
         for s in range(self.num_scales):

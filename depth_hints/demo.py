@@ -32,6 +32,11 @@ class DemoConfig:
     num_workers: int = 2
     seed: int = 0
     num_figures: int = 3
+    # Both runs train with --disable_automasking. From scratch at this budget, auto-masking keeps
+    # the photometric-only baseline in the near-depth basin of its initialisation (sigmoid 0.5:
+    # ~90 px disparity at 320 px where the scene's are 1-20 px): on the validation split, 250
+    # steps gave abs_rel 0.92 with auto-masking and 0.26 without; with hints 0.16 and 0.17.
+    disable_automasking: bool = True
 
     @classmethod
     def quick(cls) -> "DemoConfig":
@@ -70,7 +75,7 @@ def precompute_hints(data_dir: str, split: str, cfg: DemoConfig) -> dict:
                                  "--num_workers", str(cfg.num_workers),
                                  "--report", os.path.join(split, f"hint_report_{name[:-10]}.json")])
         summary = precompute(opts)
-        results[name] = summary.to_dict() if hasattr(summary, "to_dict") else summary
+        results[name] = summary.to_dict()
     return results
 
 
@@ -104,6 +109,8 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
             "--log_frequency", str(max(cfg.num_steps // 10, 1))]
     if name == "with_hints":
         argv.append("--use_depth_hints")
+    if cfg.disable_automasking:
+        argv.append("--disable_automasking")
     if os.path.isdir(models_dir):  # an interrupted or differently configured run: start afresh
         import shutil
         shutil.rmtree(os.path.dirname(models_dir))

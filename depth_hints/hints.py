@@ -317,37 +317,37 @@ def match_view(target: np.ndarray, other: np.ndarray, side: str,
 
 # ----------------------------------------------------------------------------- warp and pick
 
-def _warp_rows(other_flat: torch.Tensor, width: int, disparity: torch.Tensor, row_start: int,
+def _neighbour_pairs(other: torch.Tensor) -> torch.Tensor:
+    """The table the warp gathers from: other view [C,H,W] -> [H*W, 2C], each pixel's colour
+    followed by its right neighbour's (the last column's neighbour is itself). One gather of a
+    contiguous row yields both samples of a horizontal bilinear interpolation."""
+    right = torch.cat([other[..., 1:], other[..., -1:]], -1)
+    return torch.cat([other, right], 0).reshape(2 * other.shape[0], -1).t().contiguous()
+
+
+def _warp_rows(pairs: torch.Tensor, width: int, disparity: torch.Tensor, row_start: int,
                side: str, col_start: int = 0) -> torch.Tensor:
     """Horizontal bilinear warp of the window at (row_start, col_start) of size [h, w].
 
-    other_flat: [C, H*W] (the whole other view, ``width`` = W), disparity [N,h,w] -> [N,C,h,w]."""
+    pairs: ``_neighbour_pairs`` of the whole other view (``width`` = W), disparity [N,h,w]
+    -> [N,C,h,w] (contiguous)."""
     n, h, w = disparity.shape
     device = disparity.device
     x = torch.arange(col_start, col_start + w, device=device, dtype=disparity.dtype)
     xs = x - disparity if side == "l" else x + disparity
     xs = xs.clamp_(0, width - 1)
-    x0 = xs.floor().clamp_(max=max(width - 2, 0))
+    x0 = xs.floor()
     frac = xs - x0
     rows = torch.arange(row_start, row_start + h, device=device).view(1, h, 1)
     index = rows * width + x0.long()
     # No disparity: depth 0 projects to infinity on row 0 -> the other view's corner pixel.
     invalid = disparity <= 0
-    if side == "l":
-        index = torch.where(invalid, torch.zeros_like(index), index)
-        frac = torch.where(invalid, torch.zeros_like(frac), frac)
-    else:
-        index = torch.where(invalid, torch.full_like(index, max(width - 2, 0)), index)
-        frac = torch.where(invalid, torch.ones_like(frac), frac)
-    if width == 1:
-        frac = torch.zeros_like(frac)
-        upper = index
-    else:
-        upper = index + 1
-    lower_values = other_flat[:, index.reshape(-1)]
-    upper_values = other_flat[:, upper.reshape(-1)]
-    warped = torch.lerp(lower_values, upper_values, frac.reshape(1, -1))
-    return warped.view(-1, n, h, w).transpose(0, 1)
+    index = index.masked_fill(invalid, 0 if side == "l" else width - 1)
+    frac = frac.masked_fill(invalid, 0.0)
+    sampled = pairs[index]  # [N,h,w,2C]
+    channels = pairs.shape[1] // 2
+    warped = torch.lerp(sampled[..., :channels], sampled[..., channels:], frac.unsqueeze(-1))
+    return warped.permute(0, 3, 1, 2).contiguous()
 
 
 def warp_horizontal(other: torch.Tensor, disparity: torch.Tensor, side: str) -> torch.Tensor:
@@ -358,8 +358,9 @@ def warp_horizontal(other: torch.Tensor, disparity: torch.Tensor, side: str) -> 
     border clamping; where d <= 0 the other view's pixel (row 0, column 0) for 'l' or
     (row 0, last column) for 'r'. Equals ``geometry.warp`` with depth f*b/d (0 where d <= 0)
     and the stereo pose, without the 3-D round trip."""
-    other = other.reshape(other.shape[-3], -1)
-    return _warp_rows(other, disparity.shape[-1], disparity.to(other.dtype), 0, side)
+    other = other.reshape(other.shape[-3:])
+    return _warp_rows(_neighbour_pairs(other), disparity.shape[-1], disparity.to(other.dtype),
+                      0, side)
 
 
 def relevant_candidates(disparities: np.ndarray) -> np.ndarray:
@@ -415,7 +416,7 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
         return image.to(device, torch.float32).permute(2, 0, 1).contiguous()
 
     target = to_chw(target)  # [C,H,W]
-    other_flat = to_chw(other).reshape(target.shape[0], -1)
+    pairs = _neighbour_pairs(to_chw(other))
     disparity_t = torch.from_numpy(disparities_np).to(device)
     tile_rows, tile_cols = tile if tile else (height, width)
     relevant = relevant_candidates(disparities_np) if tile and n > 1 else None
@@ -435,7 +436,7 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
                     continue
                 keep = torch.from_numpy(keep_np).to(device)
             window = disparity_t[keep, top:bottom, left:right]
-            warped = _warp_rows(other_flat, width, window, top, side, left)
+            warped = _warp_rows(pairs, width, window, top, side, left)
             target_window = target[None, :, top:bottom, left:right]  # broadcast over candidates
             error = photometric_error(warped, target_window)[:, 0]
             if strict:
@@ -665,6 +666,17 @@ class PrecomputeSummary:
     def ok(self) -> bool:
         return not self.failed and not self.missing_frames
 
+    def to_dict(self) -> dict:
+        """JSON-ready counts and timings (failed frames as 'folder frame side: message')."""
+        return {"total": self.total, "computed": self.computed, "skipped": self.skipped,
+                "replaced": self.replaced,
+                "failed": [f"{s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed],
+                "missing_frames": self.missing_frames, "missing_images": self.missing_images,
+                "mean_coverage": self.mean_coverage, "seconds": self.seconds,
+                "cpu_seconds_per_frame": self.cpu_seconds_per_frame,
+                "parallelism": self.parallelism,
+                "skipped_duplicate_matchers": self.skipped_duplicate_matchers}
+
     def format(self) -> str:
         """A human-readable multi-line summary."""
         rate = ""
@@ -700,7 +712,7 @@ def default_filenames() -> str:
     return str(splits.PROJECT_SPLITS_DIR / "eigen_full" / "all_files.txt")
 
 
-_SUPPORTED_DATASETS = ("kitti", "kitti_depth", "sceneflow")  # kitti*: the KITTI raw layout
+_SUPPORTED_DATASETS = ("kitti", "kitti_depth", "kitti_test", "sceneflow")  # kitti*: the KITTI raw layout
 SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
 
 
@@ -897,14 +909,7 @@ def _write_report(path: str, options, summary: PrecomputeSummary, samples, resul
 
     from depth_hints.options import to_json_dict
     report = {
-        "summary": {"total": summary.total, "computed": summary.computed,
-                    "skipped": summary.skipped, "replaced": summary.replaced,
-                    "failed": len(summary.failed), "missing_frames": summary.missing_frames,
-                    "missing_images": summary.missing_images,
-                    "mean_coverage": summary.mean_coverage, "seconds": summary.seconds,
-                    "cpu_seconds_per_frame": summary.cpu_seconds_per_frame,
-                    "parallelism": summary.parallelism,
-                    "skipped_duplicate_matchers": summary.skipped_duplicate_matchers},
+        "summary": summary.to_dict(),
         "accuracy_mean": {"hint": mean_of(hint_scores),
                           "matchers": {name: mean_of(v) for name, v in per_matcher.items()}},
         "options": to_json_dict(options),

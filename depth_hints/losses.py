@@ -12,7 +12,12 @@ MISSING_HINT_PENALTY = 1000.0  # added to the hint's reprojection error where th
 
 
 def _pool3x3(t: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool2d(F.pad(t, (1, 1, 1, 1), mode="reflect"), 3, 1)
+    """3x3 mean of a reflection-padded [B,C,H,W] -> [B,C,H,W]. Separable sums of shifted
+    slices: the same values as avg_pool2d(3, stride 1) to float rounding, several times
+    faster forward and backward on CPU."""
+    t = F.pad(t, (1, 1, 1, 1), mode="reflect")
+    rows = t[..., :, :-2] + t[..., :, 1:-1] + t[..., :, 2:]
+    return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]) * (1.0 / 9.0)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -23,12 +28,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     channels = x.shape[1]
     mu_y, e_yy = torch.split(_pool3x3(torch.cat([y, y * y], 1)), channels, 1)
     mu_x, e_xx, e_xy = torch.split(_pool3x3(torch.cat([x, x * x, x * y], 1)), channels, 1)
-    sigma_x = e_xx - mu_x ** 2
-    sigma_y = e_yy - mu_y ** 2
-    sigma_xy = e_xy - mu_x * mu_y
-    numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
-    denominator = (mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
-    return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
+    mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y
+    # (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x + sigma_y + C2)),
+    # each product formed once (the hint pick evaluates this for many candidates)
+    numerator = (2 * mu_xy + SSIM_C1) * (2 * (e_xy - mu_xy) + SSIM_C2)
+    denominator = (mu_xx + mu_yy + SSIM_C1) * ((e_xx - mu_xx) + (e_yy - mu_yy) + SSIM_C2)
+    return torch.clamp(0.5 - 0.5 * (numerator / denominator), 0, 1)
 
 
 def photometric_error(pred: torch.Tensor, target: torch.Tensor, use_ssim: bool = True):

@@ -11,6 +11,12 @@ import networks
 from . import geometry
 
 
+def _transform(axisangle: torch.Tensor, translation: torch.Tensor, invert: bool) -> torch.Tensor:
+    """Pose-network output -> [B,4,4] in float32, also under a (bf16) autocast."""
+    with torch.autocast(axisangle.device.type, enabled=False):
+        return geometry.transformation_from_parameters(axisangle.float(), translation.float(), invert)
+
+
 class DepthHintsModel(nn.Module):
     """Holds the networks of a run and turns a batch into outputs:
     ("disp", s) [B,1,H/2^s,W/2^s], ("cam_T_cam", 0, f) [B,4,4] for temporal frames f,
@@ -75,15 +81,13 @@ class DepthHintsModel(nn.Module):
                     images = torch.cat([inputs[("color_aug", i, 0)] for i in pair], 1)
                     pose_in = [self.nets["pose_encoder"](images)] if "pose_encoder" in self.nets else images
                 axisangle, translation = self.nets["pose"](pose_in)
-                outputs[("cam_T_cam", 0, f)] = geometry.transformation_from_parameters(
-                    axisangle[:, 0], translation[:, 0], invert=f < 0)
+                outputs[("cam_T_cam", 0, f)] = _transform(axisangle[:, 0], translation[:, 0], f < 0)
         else:
             images = torch.cat([inputs[("color_aug", f, 0)] for f in (0,) + self.temporal], 1)
             pose_in = [self.nets["pose_encoder"](images)] if "pose_encoder" in self.nets else images
             axisangle, translation = self.nets["pose"](pose_in)
             for i, f in enumerate(self.temporal):
-                outputs[("cam_T_cam", 0, f)] = geometry.transformation_from_parameters(
-                    axisangle[:, i], translation[:, i])
+                outputs[("cam_T_cam", 0, f)] = _transform(axisangle[:, i], translation[:, i], False)
         return outputs
 
     def named_networks(self) -> dict:

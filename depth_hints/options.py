@@ -99,6 +99,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_val", action="store_true", help="skip the validation batches")
     p.add_argument("--no_channels_last", action="store_true",
                    help="keep NCHW memory format (channels-last is faster on most devices)")
+    p.add_argument("--bf16", action="store_true",
+                   help="run the networks under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
+                        "or AMX and on Ampere+ GPUs); weights, geometry and losses stay float32")
     return p
 
 

@@ -190,7 +190,10 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def process_batch(self, batch: dict):
         inputs = to_device(batch, self.device, self.channels_last)
-        outputs = self.model(inputs)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opt.bf16):
+            outputs = self.model(inputs)
+        if self.opt.bf16:  # the objective runs in float32
+            outputs = {key: value.float() for key, value in outputs.items()}
         objective.synthesise_views(inputs, outputs, self.loss_cfg)
         losses = objective.compute_losses(inputs, outputs, self.loss_cfg)
         return inputs, outputs, losses

@@ -76,8 +76,11 @@ def write_demo_report(out_dir: str, metrics: dict, figures: list, runs=("without
     """report.md: the metric tables (all pixels, thin structures) and the figures."""
     keys = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
     lines = ["# Depth Hints on the synthetic KITTI world", "",
-             "Stereo-trained ResNet18, identical seed and budget, evaluated on the held-out drive with "
-             "the Eigen protocol (Garg crop, 1e-3..80 m, `--eval_stereo`: depth x 5.4).", "",
+             "Stereo-trained ResNet18 from scratch, identical seed and budget, evaluated on the held-out "
+             "drive with the Eigen protocol (Garg crop, 1e-3..80 m, `--eval_stereo`: depth x 5.4).", "",
+             *(["Both runs use `--disable_automasking`: at this budget, from scratch, auto-masking keeps the "
+                "photometric-only baseline at its initial near-depth guess (see `DemoConfig` in "
+                "depth_hints/demo.py).", ""] if metrics.get("config", {}).get("disable_automasking") else []),
              f"Configuration: `{json.dumps(metrics.get('config', {}))}`", "",
              "## All pixels", "", "| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     lines += [_fmt_row(r, metrics[r], keys) for r in runs]

@@ -3,8 +3,8 @@
     python scripts/benchmark_train.py                 # ResNet18, 640x192, batch 4, stereo + hints
     python scripts/benchmark_train.py --height 96 --width 320 --steps 10 --no_hints
 
-Data comes from a small synthetic KITTI-layout world generated into --data_path if absent (or
-point --data_path/--split at real KITTI). Prints median seconds per step and images/s.
+Data comes from a small synthetic world in KITTI's layout and image size (1242x375, hints at
+1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median seconds per step and images/s.
 """
 from __future__ import annotations
 
@@ -18,23 +18,24 @@ import time
 import torch
 
 
-def _prepare_world(root: str, height: int, width: int) -> str:
-    """Generate a small synthetic world with hints (once); returns its split folder."""
+def _prepare_world(root: str) -> str:
+    """Generate a small synthetic world (once) as real KITTI is stored: 1242x375 images, which
+    the loader resizes, and hints at the paper's 1024x320; returns its split folder."""
     from depth_hints import synthetic
     from depth_hints.hints import precompute
     from depth_hints.options import parse_precompute
-    summary = synthetic.write_synthetic_kitti(root, num_drives=2, frames_per_drive=10, width=max(width, 640),
-                                              height=max(height, 192), seed=0)
+    summary = synthetic.write_synthetic_kitti(root, num_drives=2, frames_per_drive=10, width=1242,
+                                              height=375, seed=0)
     split = str(summary["split_dir"])
     precompute(parse_precompute(["--data_path", root, "--filenames", os.path.join(split, "train_files.txt"),
-                                 "--png", "--height", str(height), "--width", str(width), "--num_workers", "0"]),
+                                 "--png", "--height", "320", "--width", "1024", "--num_workers", "0"]),
                progress=False, verbose=False)
     return split
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data_path", default=os.path.join(tempfile.gettempdir(), "depth_hints_bench_world"))
+    p.add_argument("--data_path", default=os.path.join(tempfile.gettempdir(), "depth_hints_bench_kitti_size"))
     p.add_argument("--split", default=None, help="split folder (default: the synthetic world's)")
     p.add_argument("--height", type=int, default=192)
     p.add_argument("--width", type=int, default=640)
@@ -46,12 +47,13 @@ def main(argv=None) -> int:
     p.add_argument("--frame_ids", nargs="+", default=["0"])
     p.add_argument("--no_cuda", action="store_true")
     p.add_argument("--no_channels_last", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the networks")
     args = p.parse_args(argv)
 
     from depth_hints.options import parse_train
     from depth_hints.trainer import Trainer
 
-    split = args.split or _prepare_world(args.data_path, args.height, args.width)
+    split = args.split or _prepare_world(args.data_path)
     argv_train = ["--data_path", args.data_path, "--split", split, "--png", "--height", str(args.height),
                   "--width", str(args.width), "--batch_size", str(args.batch_size), "--num_layers",
                   str(args.num_layers), "--weights_init", "scratch", "--use_stereo", "--frame_ids",
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
         argv_train.append("--no_cuda")
     if args.no_channels_last:
         argv_train.append("--no_channels_last")
+    if args.bf16:
+        argv_train.append("--bf16")
     trainer = Trainer(parse_train(argv_train))
     trainer.model.train()
     device = trainer.device
@@ -104,7 +108,8 @@ def main(argv=None) -> int:
 
     config = (f"ResNet{args.num_layers} {args.width}x{args.height} batch {args.batch_size} "
               f"frames {' '.join(args.frame_ids)} stereo{' + hints' if not args.no_hints else ''} "
-              f"on {device} ({torch.get_num_threads()} threads, channels_last={not args.no_channels_last})")
+              f"on {device} ({torch.get_num_threads()} threads, channels_last={not args.no_channels_last}"
+              f"{', bf16 autocast' if args.bf16 else ''})")
     print(config)
     for label, seconds in (("with data loading", with_loading), ("data loading excluded", without_loading)):
         print(f"  {label:22s}: {seconds:.3f} s/step  {args.batch_size / seconds:.2f} images/s")

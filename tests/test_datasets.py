@@ -126,3 +126,12 @@ def test_dense_ground_truth_loaded_when_asked(tiny_kitti):
     cv2.imwrite(os.path.join(d, "0000000001.png"), np.full((375, 1242), 2560, np.uint16))
     item = _dataset(tiny_kitti, frame_ids=(0, "s"), hints=False, load_depth_gt=True)[0]
     assert item["depth_gt"].shape == (1, 375, 1242) and item["depth_gt"].max() == 10.0
+
+
+def test_every_dataset_choice_has_a_loader():
+    from depth_hints.options import DATASETS
+    for name in DATASETS:
+        assert issubclass(datasets.dataset_class(name), datasets.MonoDataset)
+    assert datasets.dataset_class("kitti_test") is datasets.KITTIRAWDataset
+    with pytest.raises(ValueError, match="--dataset"):
+        datasets.dataset_class("nyu")

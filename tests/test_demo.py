@@ -16,6 +16,12 @@ def test_demo_pipeline_tiny(tmp_path):
         assert set(METRIC_NAMES) <= set(saved[run])
         assert 0 < saved[run]["abs_rel"] < 10
         assert saved["thin_structures"][run]["pixels"] > 0
+    hints = saved["hints"]["train_files.txt"]
+    assert hints["computed"] == hints["total"] > 0 and hints["failed"] == []
+    for run in RUNS:  # both runs share every flag but --use_depth_hints
+        with open(os.path.join(out, "runs", "full", run, "models", "opt.json")) as f:
+            opt = json.load(f)
+        assert opt["disable_automasking"] is True and opt["use_depth_hints"] == (run == "with_hints")
     report = open(os.path.join(out, "report.md")).read()
     assert "with_hints" in report and "figure_0.png" in report
     assert os.path.isfile(os.path.join(out, "figure_0.png"))

@@ -81,6 +81,21 @@ def test_scheduler_decays_at_the_intended_epoch(tiny_kitti):
     assert lrs == pytest.approx([1e-4] * 6 + [1e-5] * 3)  # epochs 0, 1 at the full rate
 
 
+def test_bf16_autocast_keeps_float32_outputs_poses_and_a_close_loss(tiny_kitti):
+    argv = _args(tiny_kitti, "bf", "--frame_ids", "0", "-1", "1", "--use_stereo", "--use_depth_hints")
+    fp32 = Trainer(parse_train(argv))
+    bf16 = Trainer(parse_train(argv + ["--bf16", "--model_name", "bf16"]))
+    bf16.model.load_state_dict(fp32.model.state_dict())
+    batch = next(iter(torch.utils.data.DataLoader(fp32.val_set, batch_size=2)))
+    with torch.no_grad():
+        _, out32, loss32 = fp32.process_batch(batch)
+        _, out16, loss16 = bf16.process_batch(batch)
+    assert all(v.dtype == torch.float32 for v in out16.values())
+    torch.testing.assert_close(out16[("cam_T_cam", 0, -1)], out32[("cam_T_cam", 0, -1)], atol=2e-3, rtol=0)
+    assert loss16["loss"].item() == pytest.approx(loss32["loss"].item(), rel=0.05)
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
+
+
 def test_num_steps_stops_early_and_saves(tiny_kitti):
     summary = Trainer(parse_train(_args(tiny_kitti, "n", "--num_epochs", "5", "--num_steps", "2",
                                         "--frame_ids", "0", "--use_stereo"))).train()
