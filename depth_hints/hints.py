@@ -421,6 +421,17 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
     tile_rows, tile_cols = tile if tile else (height, width)
     relevant = relevant_candidates(disparities_np) if tile and n > 1 else None
     winner = torch.empty(height, width, dtype=torch.long, device=device)
+    with torch.inference_mode():  # no autograd bookkeeping in the many small tile ops
+        _pick_tiles(target, pairs, disparity_t, relevant, winner, side, strict, tile_rows, tile_cols)
+    picked = disparity_t.gather(0, winner[None])[0]
+    picked = torch.where(picked > 0, picked, torch.zeros_like(picked))
+    return picked.cpu().numpy(), winner.cpu().numpy()
+
+
+def _pick_tiles(target, pairs, disparity_t, relevant, winner, side, strict, tile_rows, tile_cols):
+    """The tile loop of ``fuse_candidates``: writes each pixel's winning candidate index."""
+    n, height, width = disparity_t.shape
+    device = disparity_t.device
     for row in range(0, height, tile_rows):
         row_end = min(row + tile_rows, height)
         top, bottom = max(row - 1, 0), min(row_end + 1, height)
@@ -444,9 +455,6 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
             inner = error[:, row - top:row_end - top, col - left:col_end - left]
             # min(0).indices: the first minimum, like argmin, but much faster on CPU.
             winner[row:row_end, col:col_end] = keep[inner.min(0).indices]
-    picked = disparity_t.gather(0, winner[None])[0]
-    picked = torch.where(picked > 0, picked, torch.zeros_like(picked))
-    return picked.cpu().numpy(), winner.cpu().numpy()
 
 
 def _distinct_indices(skip_duplicates: bool, specs: Optional[Sequence[MatcherSpec]] = None) -> list:
