@@ -411,19 +411,9 @@ def evaluate(options) -> dict:
         pred_disps = _eigen_to_benchmark(pred_disps)
     result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
 
-    if options.save_pred_disps:
-        out = os.path.join(_output_folder(options), f"disps_{split_name}_split.npy")
-        _save_npy(out, pred_disps)
-        print(f"-> Saved predicted disparities to {out}")
-        result["saved_disps"] = out
-
-    scale_factor = STEREO_SCALE_FACTOR if options.eval_stereo else options.pred_depth_scale_factor
-    use_median = options.eval_mono and not options.disable_median_scaling
-    if options.eval_stereo and options.pred_depth_scale_factor != 1.0:
-        _warn(f"--eval_stereo scales by {STEREO_SCALE_FACTOR}; --pred_depth_scale_factor "
-              f"{options.pred_depth_scale_factor} is ignored.", collected)
-    result.update(scaling="stereo" if options.eval_stereo else ("median" if use_median else "none"),
-                  pred_depth_scale_factor=scale_factor)
+    scale_factor, use_median = _save_and_choose_scaling(
+        options, pred_disps, split_name, result, collected, STEREO_SCALE_FACTOR,
+        f"--eval_stereo scales by {STEREO_SCALE_FACTOR}")
 
     if options.no_eval:
         print("-> Evaluation disabled (--no_eval).")
@@ -468,6 +458,26 @@ def evaluate(options) -> dict:
         print(f"WARNING: {message}", file=sys.stderr)
     print("\n-> Done!")
     return _finish(options, result, collected)
+
+
+def _save_and_choose_scaling(options, pred_disps, split_name: str, result: dict, collected: list,
+                             stereo_scale_factor: float, stereo_note: str):
+    """--save_pred_disps, then the depth scaling the flags ask for -> (scale factor, median
+    scaling?); both recorded in ``result``. ``stereo_note`` starts the warning given when
+    --pred_depth_scale_factor is overridden by --eval_stereo."""
+    if options.save_pred_disps:
+        out = os.path.join(_output_folder(options), f"disps_{split_name}_split.npy")
+        _save_npy(out, pred_disps)
+        print(f"-> Saved predicted disparities to {out}")
+        result["saved_disps"] = out
+    scale_factor = stereo_scale_factor if options.eval_stereo else options.pred_depth_scale_factor
+    use_median = options.eval_mono and not options.disable_median_scaling
+    if options.eval_stereo and options.pred_depth_scale_factor != 1.0:
+        _warn(f"{stereo_note}; --pred_depth_scale_factor {options.pred_depth_scale_factor} is "
+              f"ignored.", collected)
+    result.update(scaling="stereo" if options.eval_stereo else ("median" if use_median else "none"),
+                  pred_depth_scale_factor=scale_factor)
+    return scale_factor, use_median
 
 
 def _finish(options, result: dict, collected: list) -> dict:
@@ -634,20 +644,10 @@ def evaluate_sceneflow(options) -> dict:
         raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(samples)} lines "
                               f"in {test_file}; they must match one to one (same order).")
     result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
-    if options.save_pred_disps:
-        out = os.path.join(_output_folder(options), f"disps_{split_name}_split.npy")
-        _save_npy(out, pred_disps)
-        print(f"-> Saved predicted disparities to {out}")
-        result["saved_disps"] = out
-
-    scale_factor = SCENEFLOW_STEREO_SCALE_FACTOR if options.eval_stereo else options.pred_depth_scale_factor
-    use_median = options.eval_mono and not options.disable_median_scaling
-    if options.eval_stereo and options.pred_depth_scale_factor != 1.0:
-        _warn(f"--eval_stereo scales by {SCENEFLOW_STEREO_SCALE_FACTOR:g} on SceneFlow; "
-              f"--pred_depth_scale_factor {options.pred_depth_scale_factor} is ignored.", collected)
-    result.update(scaling="stereo" if options.eval_stereo else ("median" if use_median else "none"),
-                  pred_depth_scale_factor=scale_factor,
-                  depth_caps=[SCENEFLOW_MIN_DEPTH, SCENEFLOW_MAX_DEPTH])
+    scale_factor, use_median = _save_and_choose_scaling(
+        options, pred_disps, split_name, result, collected, SCENEFLOW_STEREO_SCALE_FACTOR,
+        f"--eval_stereo scales by {SCENEFLOW_STEREO_SCALE_FACTOR:g} on SceneFlow")
+    result["depth_caps"] = [SCENEFLOW_MIN_DEPTH, SCENEFLOW_MAX_DEPTH]
     if options.no_eval:
         print("-> Evaluation disabled (--no_eval).")
         return _finish(options, result, collected)

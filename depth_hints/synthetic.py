@@ -1338,6 +1338,30 @@ def _split_lines(num_drives: int, frames_per_drive: int, seed: int):
         {"train": len(train), "val": len(val), "test": len(test)}
 
 
+def _check_world_arguments(count_name: str, count: int, frames_name: str, frames: int,
+                           width: int, height: int, seed: int) -> None:
+    """The checks both writers make; ValueError naming the argument."""
+    if count < 1:
+        raise ValueError(f"{count_name} must be >= 1")
+    if frames < 3:
+        raise ValueError(f"{frames_name} must be >= 3 (mono training needs neighbours)")
+    if width < 8 or height < 8:
+        raise ValueError("image too small")
+    if seed < 0:
+        raise ValueError("seed must be non-negative")
+
+
+def _refuse_other_parameters(out_dir: str, cfg_path: str, config: dict) -> None:
+    """A folder whose recorded config (``cfg_path``) differs from ``config`` is not added to."""
+    if not os.path.isfile(cfg_path):
+        return
+    with open(cfg_path) as f:
+        old = json.load(f)
+    if any(old.get(k) != v for k, v in config.items()):
+        raise ValueError("%s was generated with %s; pass overwrite=True (--overwrite) to "
+                         "regenerate it with %s" % (out_dir, old, config))
+
+
 def write_synthetic_kitti(out_dir: str = "data/synthetic_kitti", num_drives: int = 4,
                           frames_per_drive: int = 50, width: int = 1242, height: int = 375,
                           seed: int = 0, split_name: str = "synthetic", overwrite: bool = False,
@@ -1349,14 +1373,8 @@ def write_synthetic_kitti(out_dir: str = "data/synthetic_kitti", num_drives: int
     ``overwrite``.  Returns a dict with the output paths, counts of written and
     skipped files, the split sizes and the mean render time per view.
     """
-    if num_drives < 1:
-        raise ValueError("num_drives must be >= 1")
-    if frames_per_drive < 3:
-        raise ValueError("frames_per_drive must be >= 3 (mono training needs neighbours)")
-    if width < 8 or height < 8:
-        raise ValueError("image too small")
-    if seed < 0:
-        raise ValueError("seed must be non-negative")
+    _check_world_arguments("num_drives", num_drives, "frames_per_drive", frames_per_drive,
+                           width, height, seed)
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -1364,12 +1382,8 @@ def write_synthetic_kitti(out_dir: str = "data/synthetic_kitti", num_drives: int
               "width": int(width), "height": int(height),
               "frames_per_drive": int(frames_per_drive)}
     cfg_path = os.path.join(out_dir, "synthetic_kitti.json")
-    if os.path.isfile(cfg_path) and not overwrite:
-        with open(cfg_path) as f:
-            old = json.load(f)
-        if any(old.get(k) != v for k, v in config.items()):
-            raise ValueError("%s was generated with %s; pass overwrite=True (--overwrite) to "
-                             "regenerate it with %s" % (out_dir, old, config))
+    if not overwrite:
+        _refuse_other_parameters(out_dir, cfg_path, config)
     written = 0
     skipped = 0
     written += _write_text_if_changed(cfg_path, json.dumps(config, indent=1, sort_keys=True) + "\n",
@@ -1580,14 +1594,8 @@ def write_synthetic_sceneflow(out_dir: str = "data/synthetic_sceneflow", num_seq
     from datasets.sceneflow_dataset import PASSES, sceneflow_disparity_path, sceneflow_image_path
     from depth_hints.pfm import write_pfm
 
-    if num_sequences < 1:
-        raise ValueError("num_sequences must be >= 1")
-    if frames_per_sequence < 3:
-        raise ValueError("frames_per_sequence must be >= 3 (mono training needs neighbours)")
-    if width < 8 or height < 8:
-        raise ValueError("image too small")
-    if seed < 0:
-        raise ValueError("seed must be non-negative")
+    _check_world_arguments("num_sequences", num_sequences, "frames_per_sequence",
+                           frames_per_sequence, width, height, seed)
     passes = tuple(passes)
     if not passes or any(p not in PASSES for p in passes):
         raise ValueError("passes must be a non-empty subset of %s" % (PASSES,))
@@ -1601,12 +1609,8 @@ def write_synthetic_sceneflow(out_dir: str = "data/synthetic_sceneflow", num_seq
               "focal_px": float(sceneflow_intrinsics(width, height)[0, 0]),
               "train_sequences": len(train), "test_sequences": len(test)}
     cfg_path = os.path.join(out_dir, "synthetic_sceneflow.json")
-    if os.path.isfile(cfg_path) and not overwrite:
-        with open(cfg_path) as f:
-            old = json.load(f)
-        if any(old.get(k) != v for k, v in config.items()):
-            raise ValueError("%s was generated with %s; pass overwrite=True (--overwrite) to "
-                             "regenerate it with %s" % (out_dir, old, config))
+    if not overwrite:
+        _refuse_other_parameters(out_dir, cfg_path, config)
     written = int(_write_text_if_changed(
         cfg_path, json.dumps(config, indent=1, sort_keys=True) + "\n", overwrite))
     skipped = 0

@@ -45,6 +45,16 @@ def make_kitti_tree(root, num_frames: int = 5, height: int = 64, width: int = 19
     return lines
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors on shared CPUs: one thread is far faster than contended OpenMP threads.
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def tiny_kitti(tmp_path):
     """Path of a tiny KITTI-layout tree with hints and a split folder at <root>/split."""

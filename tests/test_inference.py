@@ -20,13 +20,7 @@ FEED_H, FEED_W = 64, 96
 INPUT_SIZE = (160, 120)  # (W, H), deliberately not the feed size nor square
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors on shared CPUs: one thread is far faster than contended OpenMP threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save_model(folder: Path, use_stereo: bool) -> Path:

@@ -28,12 +28,7 @@ SEQUENCES, FRAMES, SEED = 2, 4, 0  # one TRAIN and one TEST sequence
 TRAIN, TEST = "flyingthings3d/TRAIN/A/0000", "flyingthings3d/TEST/A/0000"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
