@@ -8,19 +8,16 @@ import sys
 
 
 def main(argv=None) -> int:
-    """Parse the flags, evaluate, print the table (and --output_json); 0 on success."""
-    from depth_hints.checkpoints import CheckpointError
-    from depth_hints.evaluation import EvaluationError, evaluate
-    from depth_hints.options import OptionsError, parse_evaluate
-    from depth_hints.splits import SplitError
+    """Parse the flags, evaluate, print the table (and --output_json); 0 on success, 2 on a
+    project error (one line)."""
+    from depth_hints.errors import run_entry_point
 
-    try:
+    def run() -> int:
+        from depth_hints.evaluation import evaluate
+        from depth_hints.options import parse_evaluate
         evaluate(parse_evaluate(argv))
-    except (OptionsError, EvaluationError, CheckpointError, SplitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
+        return 0
+    return run_entry_point(run, "evaluate_depth.py")
 
 if __name__ == "__main__":
     sys.exit(main())

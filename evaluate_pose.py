@@ -9,19 +9,16 @@ import sys
 
 
 def main(argv=None) -> int:
-    """Parse the flags, predict frame-to-frame motion and print the 5-frame ATE; 0 on success."""
-    from depth_hints.checkpoints import CheckpointError
-    from depth_hints.options import OptionsError, parse_evaluate_pose
-    from depth_hints.pose_evaluation import PoseEvaluationError, evaluate_pose
-    from depth_hints.splits import SplitError
+    """Parse the flags, predict frame-to-frame motion and print the 5-frame ATE; 0 on success,
+    2 on a project error (one line)."""
+    from depth_hints.errors import run_entry_point
 
-    try:
+    def run() -> int:
+        from depth_hints.options import parse_evaluate_pose
+        from depth_hints.pose_evaluation import evaluate_pose
         evaluate_pose(parse_evaluate_pose(argv))
-    except (OptionsError, PoseEvaluationError, CheckpointError, SplitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
+        return 0
+    return run_entry_point(run, "evaluate_pose.py")
 
 if __name__ == "__main__":
     sys.exit(main())

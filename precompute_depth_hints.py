@@ -5,22 +5,21 @@
 
 Writes <save_path>/<folder>/image_0{2,3}/<frame:010d>.npy; resumable (existing valid hints are
 skipped). Exit code 0 when every frame has a hint, 1 when some failed (e.g. missing images,
-listed in the summary), 2 on a bad flag or split file.
+listed in the summary), 2 on a bad flag, split file or input.
 """
 import sys
 
-from depth_hints.hints import PrecomputeError, precompute
-from depth_hints.options import OptionsError, parse_precompute
-from depth_hints.splits import SplitError
+from depth_hints.errors import run_entry_point
 
 
 def main(argv=None) -> int:
-    try:
+    """Parse the flags and precompute; project errors become one line and exit code 2."""
+    def run() -> int:
+        from depth_hints.hints import precompute
+        from depth_hints.options import parse_precompute
         summary = precompute(parse_precompute(argv))
-    except (OptionsError, SplitError, PrecomputeError) as e:
-        print(f"precompute_depth_hints.py: error: {e}", file=sys.stderr)
-        return 2
-    return 0 if summary.ok else 1
+        return 0 if summary.ok else 1
+    return run_entry_point(run, "precompute_depth_hints.py")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,16 @@ import sys
 
 
 def main(argv=None) -> int:
-    """Parse the flags and write <name>_disp.jpeg and <name>_disp.npy (or _depth.npy); 0 on success."""
-    from depth_hints.checkpoints import CheckpointError
-    from depth_hints.inference import InferenceError, run_test_simple
-    from depth_hints.options import OptionsError, parse_test_simple
+    """Parse the flags and write <name>_disp.jpeg and <name>_disp.npy (or _depth.npy); 0 on
+    success, 2 on a project error (one line)."""
+    from depth_hints.errors import run_entry_point
 
-    try:
+    def run() -> int:
+        from depth_hints.inference import run_test_simple
+        from depth_hints.options import parse_test_simple
         run_test_simple(parse_test_simple(argv))
-    except (OptionsError, InferenceError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
+        return 0
+    return run_entry_point(run, "test_simple.py")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,7 @@ because the normalised principal point is centred.
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import os
 import random
 
@@ -33,7 +34,7 @@ NUM_SCALES = 4
 COLOR_JITTER = dict(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2), hue=(-0.1, 0.1))
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(DepthHintsError, FileNotFoundError):
     """A missing or unreadable input file; the message names it and the fix."""
 
 

@@ -25,6 +25,7 @@ disparity is <= 0.
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import os
 import random
 import re
@@ -61,7 +62,7 @@ _LINE_FORMAT = ("'<subset>/<folder> <frame> <l|r>', e.g. 'flyingthings3d/TRAIN/A
                 "'driving/15mm_focallength/scene_forwards/fast 12 r' or 'monkaa/eating_x2 3 l'")
 
 
-class SceneFlowError(ValueError):
+class SceneFlowError(DepthHintsError, ValueError):
     """A split line or option that does not fit the SceneFlow layout; the message says the fix."""
 
 

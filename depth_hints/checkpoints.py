@@ -7,6 +7,7 @@ Released monodepth2 / Depth Hints folders load unchanged.
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ ENCODER_EXTRA_KEYS = ("height", "width", "use_stereo")
 _BLOCKS_TO_LAYERS = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}
 
 
-class CheckpointError(FileNotFoundError):
+class CheckpointError(DepthHintsError, FileNotFoundError):
     """A weights folder or file that is missing or does not fit; the message says which."""
 
 

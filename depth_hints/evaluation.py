@@ -20,6 +20,7 @@ fx * 1 / disparity in (1e-3, 1000) scene units, predictions clipped to that rang
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import json
 import os
 import sys
@@ -43,7 +44,7 @@ BENCHMARK_SPLIT = "benchmark"
 EXPORT_HINT = "python scripts/export_gt_depth.py --data_path <kitti raw> --split {split}"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(DepthHintsError, ValueError):
     """Inputs that do not fit together; the message names the files, flags and the fix."""
 
 

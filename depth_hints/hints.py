@@ -43,6 +43,7 @@ scores against the PFM ground truth.
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import dataclasses
 import functools
 import json
@@ -63,11 +64,11 @@ from depth_hints import geometry, splits
 from depth_hints.losses import photometric_error
 
 
-class HintFileError(ValueError):
+class HintFileError(DepthHintsError, ValueError):
     """A missing, corrupt or wrongly shaped hint file; the message names the file."""
 
 
-class PrecomputeError(ValueError):
+class PrecomputeError(DepthHintsError, ValueError):
     """A bad input to the precompute (split file, dataset); the message names the fix."""
 
 

@@ -8,6 +8,7 @@ nominal-baseline depth of a stereo-trained model).
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import glob
 import os
 import sys
@@ -30,7 +31,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 OUTPUT_SUFFIX = "_disp"
 
 
-class InferenceError(FileNotFoundError):
+class InferenceError(DepthHintsError, FileNotFoundError):
     """An input that is missing or unreadable; the message names it."""
 
 

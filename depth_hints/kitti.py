@@ -12,6 +12,7 @@ The projection follows the Eigen-split protocol used by monodepth/monodepth2, so
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import os
 import tempfile
 from pathlib import Path
@@ -26,7 +27,7 @@ GT_MODES = ("velodyne", "dense")
 SPLIT_GT_MODES = {"eigen": "velodyne", "eigen_benchmark": "dense"}
 
 
-class KittiDataError(FileNotFoundError):
+class KittiDataError(DepthHintsError, FileNotFoundError):
     """A KITTI file that is missing or malformed; the message names it."""
 
 
@@ -186,7 +187,7 @@ def gt_depth_for_sample(data_path: str, folder: str, frame_index: int, side: str
     elif mode == "dense":
         depth = load_depth_png(groundtruth_png_path(data_path, folder, frame_index, side))
     else:
-        raise ValueError(f"ground-truth mode must be one of {GT_MODES}, got {mode!r}")
+        raise KittiDataError(f"ground-truth mode must be one of {GT_MODES}, got {mode!r}")
     return depth.astype(np.float32)
 
 
@@ -223,10 +224,10 @@ def export_gt_depths(data_path: str, split: str, mode: str | None = None,
     if mode is None:
         mode = SPLIT_GT_MODES.get(name) or SPLIT_GT_MODES.get(folder.name)
         if mode is None:
-            raise ValueError(f"--split {split!r}: cannot tell which ground truth it uses; "
+            raise KittiDataError(f"--split {split!r}: cannot tell which ground truth it uses; "
                              f"add --mode velodyne or --mode dense.")
     if mode not in GT_MODES:
-        raise ValueError(f"--mode must be one of {GT_MODES}, got {mode!r}")
+        raise KittiDataError(f"--mode must be one of {GT_MODES}, got {mode!r}")
     samples = read_split_file(folder / "test_files.txt")
     depths = []
     for sample in tqdm(samples, desc=f"gt depth ({mode})", unit="frame", disable=not progress):

@@ -6,6 +6,7 @@ derived from others (e.g. the default ``--depth_hint_path``) are resolved at par
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import argparse
 import dataclasses
 import json
@@ -16,7 +17,7 @@ DATASETS = ("kitti", "kitti_odom", "kitti_depth", "kitti_test", "sceneflow")
 EVAL_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10", "sceneflow_test")
 
 
-class OptionsError(ValueError):
+class OptionsError(DepthHintsError, ValueError):
     """A bad flag or flag combination; the message names the flag and the fix."""
 
 

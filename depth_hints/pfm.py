@@ -10,6 +10,7 @@ rows top-down, as images are indexed everywhere else.
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import math
 import os
 import tempfile
@@ -21,7 +22,7 @@ _WHITESPACE = b" \t\r\n"
 _MAX_HEADER_BYTES = 256
 
 
-class PFMError(ValueError):
+class PFMError(DepthHintsError, ValueError):
     """A malformed or truncated PFM file; the message names the file and what is wrong."""
 
 

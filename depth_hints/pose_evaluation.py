@@ -8,6 +8,7 @@ trajectory error (ATE), reported as mean and standard deviation over the snippet
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import json
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ TRACK_LENGTH = 5
 ODOM_SEQUENCES = {"odom_9": 9, "odom_10": 10}
 
 
-class PoseEvaluationError(FileNotFoundError):
+class PoseEvaluationError(DepthHintsError, FileNotFoundError):
     """Missing or mismatched pose-evaluation inputs; the message names the file."""
 
 

@@ -6,6 +6,7 @@ are downloaded from a pinned public commit and checked against sha256 sums, neve
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import hashlib
 import os
 import urllib.error
@@ -40,7 +41,7 @@ KITTI_SPLIT_NAMES = sorted({p.split("/")[0] for p in KITTI_SPLIT_FILES})
 FETCH_HINT = "python scripts/fetch_kitti_splits.py"
 
 
-class SplitError(ValueError):
+class SplitError(DepthHintsError, ValueError):
     """A missing or malformed split file; the message names the file and the fix."""
 
 

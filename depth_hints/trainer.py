@@ -6,6 +6,7 @@ checkpoints happen on the main process only, nothing lives at module level.
 """
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import os
 import random
 import re
@@ -22,7 +23,7 @@ from .model import DepthHintsModel
 from .splits import read_split_file, split_file
 
 
-class TrainingError(RuntimeError):
+class TrainingError(DepthHintsError, RuntimeError):
     """Something found before or during training that stops it; the message says the fix."""
 
 

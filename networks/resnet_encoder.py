@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from depth_hints.errors import DepthHintsError
 import os
 import socket
 from collections.abc import Callable
@@ -21,7 +22,7 @@ _RESNETS: dict[int, tuple[Callable[..., models.ResNet], models.WeightsEnum]] = {
     152: (models.resnet152, models.ResNet152_Weights.IMAGENET1K_V1),
 }
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(DepthHintsError, RuntimeError):
     """ImageNet weights could not be had; the message names --weights_init scratch."""
 
 

@@ -28,19 +28,17 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Export and print the written path; 0 on success."""
-    from depth_hints.kitti import KittiDataError, export_gt_depths
-    from depth_hints.splits import SplitError
+    """Export and print the written path; 0 on success, 2 on a project error (one line)."""
+    from depth_hints.errors import run_entry_point
 
     args = export_parser().parse_args(argv)
-    try:
-        path = export_gt_depths(args.data_path, args.split, args.mode, args.output)
-    except (KittiDataError, SplitError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"-> Saved ground truth to {path}")
-    return 0
 
+    def run() -> int:
+        from depth_hints.kitti import export_gt_depths
+        path = export_gt_depths(args.data_path, args.split, args.mode, args.output)
+        print(f"-> Saved ground truth to {path}")
+        return 0
+    return run_entry_point(run, "export_gt_depth.py")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,8 @@ benchmark, odom) from a pinned public commit, checking sha256, into splits/.
 import argparse
 import sys
 
-from depth_hints.splits import KITTI_SPLIT_NAMES, PROJECT_SPLITS_DIR, SplitError, fetch_kitti_splits
+from depth_hints.errors import run_entry_point
+from depth_hints.splits import KITTI_SPLIT_NAMES, PROJECT_SPLITS_DIR, fetch_kitti_splits
 
 
 def main(argv=None) -> int:
@@ -16,13 +17,12 @@ def main(argv=None) -> int:
                    help="only these splits (default: all)")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per download")
     args = p.parse_args(argv)
-    try:
+
+    def run() -> int:
         written = fetch_kitti_splits(args.out_dir, args.splits, args.timeout)
-    except SplitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"{len(written)} split files ready in {args.out_dir}")
-    return 0
+        print(f"{len(written)} split files ready in {args.out_dir}")
+        return 0
+    return run_entry_point(run, "fetch_kitti_splits.py")
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ def test_export_dense_mode_and_output_override(tmp_path):
 
 def test_export_needs_a_mode_for_unknown_folders(tmp_path):
     split = _split(tmp_path / "my_split")
-    with pytest.raises(ValueError, match="--mode"):
+    with pytest.raises(kitti.KittiDataError, match="--mode"):
         kitti.export_gt_depths(str(tmp_path), str(split))
 
 
