@@ -18,6 +18,7 @@ class KittiOdomLayout(DatasetLayout):
     """KITTI odometry sequences; folder = the sequence number."""
 
     name = "kitti_odom"
+    scaled_matcher_bank = False  # the paper's bank, as for KITTI raw
 
     def image_path(self, folder, frame_index, side):
         """<data_path>/sequences/<seq:02d>/image_{2,3}/<frame:06d><img_ext>."""

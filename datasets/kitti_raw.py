@@ -38,6 +38,7 @@ class KittiRawLayout(DatasetLayout):
 
     name = "kitti"
     gt_kind = "depth"
+    scaled_matcher_bank = False  # the paper's bank (made for 1024 px) at any width
 
     def image_path(self, folder, frame_index, side):
         """<data_path>/<folder>/image_0{2,3}/data/<frame:010d><img_ext>."""

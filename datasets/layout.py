@@ -118,6 +118,9 @@ class DatasetLayout:
     gt_kind: ClassVar[Optional[str]] = None
     #: True when every sample must have ground truth (read_gt raises instead of returning None)
     gt_required: ClassVar[bool] = False
+    #: the precompute's SGM bank: numDisparities scaled to the camera's focal length in pixels
+    #: at the hint width (``fused_sgm.bank_disparities``); False keeps the paper's 64..160
+    scaled_matcher_bank: ClassVar[bool] = True
 
     def __init__(self, data_path: str, img_ext: str = ".jpg"):
         self.data_path = data_path

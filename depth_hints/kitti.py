@@ -148,11 +148,19 @@ def load_depth_png(path: str | os.PathLike) -> np.ndarray:
     return raw.astype(np.float32) / 256.0
 
 
-def depth_to_png_array(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
-    """Depth [H,W] metres -> uint16 array (depth x 256, clipped to [0, max_depth]) as KITTI
-    stores it."""
-    clipped = np.clip(np.nan_to_num(depth, nan=0.0, posinf=max_depth), 0.0, max_depth)
-    return (clipped * 256.0).astype(np.uint16)
+def depth_to_png_array(depth: np.ndarray, max_depth: float = 80.0, beyond: str = "clip") -> np.ndarray:
+    """Depth [H,W] metres -> uint16 array as KITTI stores it (the project's one quantisation,
+    read back by ``load_depth_png``): round(depth x 256), 0 = none. Depths beyond
+    ``max_depth`` (<= 255.99 m, what 16 bits hold): ``beyond`` 'clip' -> max_depth (predicted
+    depth for the benchmark), 'invalid' -> 0 (ground truth); NaN and depth <= 0 -> 0."""
+    depth = np.asarray(depth, dtype=np.float64)
+    if beyond == "clip":
+        depth = np.clip(np.nan_to_num(depth, nan=0.0, posinf=max_depth), 0.0, max_depth)
+    elif beyond == "invalid":
+        depth = np.where((depth > 0) & (depth <= max_depth), depth, 0.0)
+    else:
+        raise ValueError(f"beyond must be 'clip' or 'invalid', got {beyond!r}")
+    return np.rint(depth * 256.0).astype(np.uint16)
 
 
 def save_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float = 80.0) -> None:
