@@ -163,9 +163,10 @@ def depth_to_png_array(depth: np.ndarray, max_depth: float = 80.0, beyond: str =
     return np.rint(depth * 256.0).astype(np.uint16)
 
 
-def save_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float = 80.0) -> None:
-    """Write depth [H,W] metres as a KITTI 16-bit PNG (depth x 256), atomically."""
-    image = Image.fromarray(depth_to_png_array(depth, max_depth))
+def save_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float = 80.0,
+                   beyond: str = "clip") -> None:
+    """Write depth [H,W] metres as a KITTI 16-bit PNG (``depth_to_png_array``), atomically."""
+    image = Image.fromarray(depth_to_png_array(depth, max_depth, beyond))
     with atomic_write(path, "wb") as f:
         image.save(f, format="PNG")
 

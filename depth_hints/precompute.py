@@ -35,10 +35,10 @@ from tqdm import tqdm
 
 from datasets.layout import DatasetLayout, LayoutError
 from datasets.registry import make_layout
-from depth_hints import geometry, splits
+from depth_hints import splits
 from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
-from depth_hints.fused_sgm import (CPU_TILE, MatcherSpec, _distinct_indices, bank_disparities,
+from depth_hints.fused_sgm import (CPU_TILE, _distinct_indices, bank_disparities,
                                    duplicate_block_sizes_identical, fuse_candidates, match_view,
                                    sgbm_bank)
 from depth_hints.hint_files import (HintFileError, disparity_to_hint_depth, hint_coverage,

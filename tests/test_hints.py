@@ -254,7 +254,7 @@ def test_the_pick_uses_the_trainers_photometric_error(scene, monkeypatch):
         calls.append(pred.shape)
         return losses.photometric_error(pred, target)
 
-    monkeypatch.setattr(hints, "photometric_error", counting)
+    monkeypatch.setattr(fused_sgm, "photometric_error", counting)
     fused_sgm.fuse_candidates(left / 255.0, right / 255.0, candidates, "l")
     assert calls
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from datasets.kitti_raw import KittiRawLayout
 from depth_hints.atomic import atomic_write
-from depth_hints.kitti import depth_to_png_array
+from depth_hints.kitti import camera_folder, depth_to_png_array
 
 from .lidar import lidar_sweep
 from .renderer import render_stereo_frame
@@ -96,20 +96,23 @@ def _png_bytes(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def thin_mask_path(out_dir: str, folder: str, frame: int, side: str) -> str:
+    """The thin-structure label of a view: <out_dir>/<folder>/thin_mask/image_0{2,3}/<frame:010d>.png."""
+    return os.path.join(out_dir, folder, "thin_mask", camera_folder(side), "%010d.png" % frame)
+
+
 def _frame_paths(out_dir: str, drive: str, frame: int) -> Dict[str, str]:
     """Every file of one frame: the layout's (``KittiRawLayout``) and the thin-structure masks."""
     layout = KittiRawLayout(out_dir, img_ext=".png")
     folder = DATE + "/" + drive
-    name = "%010d" % frame
-    base = os.path.join(out_dir, DATE, drive)
     return {
         "image_02": layout.image_path(folder, frame, "l"),
         "image_03": layout.image_path(folder, frame, "r"),
         "velodyne": layout.velodyne_path(folder, frame),
         "gt_02": layout.gt_path(folder, frame, "l"),
         "gt_03": layout.gt_path(folder, frame, "r"),
-        "thin_02": os.path.join(base, "thin_mask", "image_02", name + ".png"),
-        "thin_03": os.path.join(base, "thin_mask", "image_03", name + ".png"),
+        "thin_02": thin_mask_path(out_dir, folder, frame, "l"),
+        "thin_03": thin_mask_path(out_dir, folder, frame, "r"),
     }
 
 
