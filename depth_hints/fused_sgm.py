@@ -329,7 +329,7 @@ def _pick_tiles(target, pairs, disparity_t, relevant, winner, side, strict, tile
             winner[row:row_end, col:col_end] = keep[inner.min(0).indices]
 
 
-def _distinct_indices(skip_duplicates: bool, specs: Optional[Sequence[MatcherSpec]] = None) -> list:
+def distinct_indices(skip_duplicates: bool, specs: Optional[Sequence[MatcherSpec]] = None) -> list:
     """Candidates worth fusing: with ``skip_duplicates`` (and a build where they really are
     identical) those that are not copies of an earlier one; identical candidates never change
     the pick, as ties go to the earlier one. ``specs``: the bank (default ``sgbm_bank()``)."""
@@ -360,7 +360,7 @@ def compute_hint(target_img: np.ndarray, other_img: np.ndarray, side: str, stric
     fx_normalised * W * 0.1 / disparity (0.58 on KITTI)."""
     candidates = match_view(target_img, other_img, side, specs, skip_duplicates=skip_duplicates,
                             threads=threads)
-    keep = _distinct_indices(skip_duplicates, specs)
+    keep = distinct_indices(skip_duplicates, specs)
     disparity, winner = fuse_candidates(target_img.astype(np.float32) / 255.0,
                                         other_img.astype(np.float32) / 255.0,
                                         candidates[keep], side, strict=strict, tile=tile,

@@ -1,8 +1,10 @@
 """The precompute run: the jobs of a split, the worker pool, resume, verification and the report.
 
-For each split sample the dataset's layout (datasets/) gives both views' images and camera;
-``fused_sgm.compute`` math makes the hint, ``hint_files`` writes it. Existing valid hints are
-skipped, corrupt or differently sized ones recomputed; every write is atomic.
+For each split sample the dataset's layout (datasets/) gives both views' images, the camera
+and the ground truth; ``fused_sgm`` (``match_view``, ``fuse_candidates``) makes the hint and
+``hint_files`` writes it. Existing valid hints are skipped, corrupt or differently sized ones
+recomputed; every write is atomic. A layout whose ``scaled_matcher_bank`` is False (KITTI)
+keeps the paper's bank at any width; the others scale it to their focal length.
 
 Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
 resize); SGBM sees the resized uint8 images, the photometric pick the same images / 255.
@@ -38,7 +40,7 @@ from datasets.registry import make_layout
 from depth_hints import splits
 from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
-from depth_hints.fused_sgm import (CPU_TILE, _distinct_indices, bank_disparities,
+from depth_hints.fused_sgm import (CPU_TILE, bank_disparities, distinct_indices,
                                    duplicate_block_sizes_identical, fuse_candidates, match_view,
                                    sgbm_bank)
 from depth_hints.hint_files import (HintFileError, disparity_to_hint_depth, hint_coverage,
@@ -290,7 +292,7 @@ def _finish_frame(job: FrameJob, sample, index: int, target, other, candidates, 
                   device=None) -> FrameResult:
     """Fuse matched candidates, write the hint atomically, score it."""
     fx_normalised, specs = sample_camera(job, sample)
-    keep = _distinct_indices(job.skip_duplicates, specs)
+    keep = distinct_indices(job.skip_duplicates, specs)
     on_gpu = device is not None and torch.device(device).type == "cuda"
     disparity, _ = fuse_candidates(target.astype(np.float32) / 255.0,
                                    other.astype(np.float32) / 255.0, candidates[keep],
