@@ -28,6 +28,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from depth_hints import geometry
+
 from .textures import _fractal_noise, _image_textures
 
 
@@ -36,7 +38,7 @@ from .textures import _fractal_noise, _image_textures
 # ----------------------------------------------------------------------------
 
 DATE = "2030_01_01"
-NORMALISED_INTRINSICS = (0.58, 1.92, 0.5, 0.5)      # fx/W, fy/H, cx/W, cy/H
+NORMALISED_INTRINSICS = geometry.KITTI_NORMALISED_INTRINSICS  # fx/W, fy/H, cx/W, cy/H (KITTI's)
 CAMERA_X = {0: 0.0, 1: 0.54, 2: -0.06, 3: 0.48}      # camera centres on rectified x (m)
 BASELINE = CAMERA_X[3] - CAMERA_X[2]                  # 0.54 m between the colour cameras
 CAMERA_HEIGHT = 1.65                                  # cam0 above the road surface (m)

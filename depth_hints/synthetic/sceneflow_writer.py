@@ -11,7 +11,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from datasets.sceneflow import PASSES, SceneFlowLayout
+from datasets.sceneflow import FOCAL_LENGTH_35MM_PX, PASSES, SCENEFLOW_BASELINE, SceneFlowLayout
 from depth_hints.pfm import write_pfm
 
 from .kitti_writer import (_atomic_write_bytes, _check_world_arguments, _png_bytes,
@@ -25,14 +25,14 @@ from .scene import World, camera_to_world, make_world
 # SceneFlow (FlyingThings3D) layout
 # ----------------------------------------------------------------------------
 
-#: focal length of SceneFlow's 35 mm renders at 960 px, as the loader assumes it
-SCENEFLOW_FOCAL_PX_AT_960 = 1050.0
+#: focal length of SceneFlow's 35 mm renders at 960 px, as the layout assumes it
+SCENEFLOW_FOCAL_PX_AT_960 = FOCAL_LENGTH_35MM_PX
 #: distance between the left and right SceneFlow cameras, in the world's metres.  SceneFlow's
 #: loader takes its baseline to be 1 scene unit, so here one scene unit is one metre and the
 #: written disparity fx * 1.0 / depth gives back the rendered depth through ``get_depth``.
 #: With the 35 mm-like rig this puts the street at 3 .. 165 px of disparity at 960 px
 #: (median about 55), the span of FlyingThings3D's.
-SCENEFLOW_RIG_BASELINE = 1.0
+SCENEFLOW_RIG_BASELINE = SCENEFLOW_BASELINE
 #: SceneFlow's renders sample pixel centres: 0-based pixel (col, row) sees image point
 #: (col + 0.5, row + 0.5) with the principal point at (W / 2, H / 2), i.e. FlyingThings3D's
 #: cx = 479.5 in 0-based pixel coordinates at 960 px.
