@@ -15,7 +15,7 @@ from depth_hints.errors import run_entry_point
 def main(argv=None) -> int:
     """Parse the flags and precompute; project errors become one line and exit code 2."""
     def run() -> int:
-        from depth_hints.hints import precompute
+        from depth_hints.precompute import precompute
         from depth_hints.options import parse_precompute
         summary = precompute(parse_precompute(argv))
         return 0 if summary.ok else 1

@@ -1,12 +1,16 @@
-"""Dataset loaders: KITTI raw / odometry / depth (and SceneFlow), sharing MonoDataset."""
+"""Datasets: one layout module per dataset (paths, camera, ground truth; see datasets/README.md
+and datasets/layout.py) and the torch Dataset built on any layout (mono_dataset.py)."""
 from .kitti_dataset import KITTIDepthDataset, KITTIOdomDataset, KITTIRAWDataset
-from .mono_dataset import DatasetError, MonoDataset
+from .layout import Camera, DatasetError, DatasetLayout, GroundTruth, LayoutError
+from .mono_dataset import MonoDataset
+from .registry import LAYOUTS, layout_class, make_layout
 from .sceneflow_dataset import SceneFlowDataset
 
-__all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset", "KITTIDepthDataset",
-           "SceneFlowDataset"]
+__all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset",
+           "KITTIDepthDataset", "SceneFlowDataset", "Camera", "DatasetLayout", "GroundTruth",
+           "LayoutError", "LAYOUTS", "layout_class", "make_layout"]
 
-# kitti_test (a monodepth2 choice it never wired up): KITTI's raw layout, as for kitti.
+# --dataset name -> torch Dataset class (its layout: registry.LAYOUTS[name])
 _DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset,
              "kitti_test": KITTIRAWDataset, "sceneflow": SceneFlowDataset}
 

@@ -12,10 +12,12 @@ A sample is a dict with monodepth2's keys (documented here once):
   "depth_gt"           [1, h, w] ground-truth depth in metres where the dataset has it
 Flipping mirrors every image and the hint, and flips the stereo sign; intrinsics stay valid
 because the normalised principal point is centred.
+
+Where files are and what the camera is comes from the dataset's layout (datasets/layout.py):
+this module never builds a path.
 """
 from __future__ import annotations
 
-from depth_hints.errors import DepthHintsError
 import os
 import random
 
@@ -27,31 +29,17 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from depth_hints import geometry
-from depth_hints.hints import hint_file_path, load_hint
+from depth_hints.hint_files import hint_file_path, load_hint
+from depth_hints.images import load_rgb
 from depth_hints.splits import Sample
+
+from .layout import DatasetError, DatasetLayout, other_side
 
 NUM_SCALES = 4
 COLOR_JITTER = dict(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2), hue=(-0.1, 0.1))
 
 
-class DatasetError(DepthHintsError, FileNotFoundError):
-    """A missing or unreadable input file; the message names it and the fix."""
-
-
-def pil_loader(path: str) -> Image.Image:
-    """Open an image file as RGB, with an error that names the file."""
-    if not os.path.isfile(path):
-        stem, ext = os.path.splitext(path)
-        alt = {".jpg": ".png", ".png": ".jpg"}.get(ext)
-        hint = ""
-        if alt and os.path.isfile(stem + alt):
-            hint = f" A {alt} file exists: {'add' if alt == '.png' else 'remove'} --png."
-        raise DatasetError(f"Image {path} does not exist.{hint} Check --data_path and the split.")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except Exception as e:
-        raise DatasetError(f"Image {path} could not be read ({type(e).__name__}: {e}).") from None
+__all__ = ["MonoDataset", "DatasetError", "as_sample", "random_color_jitter", "NUM_SCALES"]
 
 
 def as_sample(item) -> Sample:
@@ -78,19 +66,23 @@ def random_color_jitter(rng: random.Random):
 
 
 class MonoDataset(data.Dataset):
-    """Base class: subclasses say where images (and optionally depth) are and the intrinsics.
+    """The torch Dataset of any layout: sampling, augmentation, pyramid, intrinsics, hints.
 
-    filenames: split-file lines or Samples; frame_ids like (0, -1, 1, "s")."""
+    filenames: split-file lines or Samples; frame_ids like (0, -1, 1, "s"). ``layout``: a
+    DatasetLayout; without one the class's ``layout_class`` is built from ``data_path``,
+    ``img_ext`` and ``layout_options`` (e.g. sceneflow_pass). Samples are checked against the
+    layout at construction."""
 
-    #: intrinsics normalised by image size (fx/W, fy/H, cx/W, cy/H)
-    normalised_intrinsics = geometry.KITTI_NORMALISED_INTRINSICS
+    #: the layout a subclass binds (KITTIRAWDataset: KittiRawLayout, ...)
+    layout_class: type = None
     flip_probability = 0.5
     color_aug_probability = 0.5
 
     def __init__(self, data_path: str, filenames, height: int, width: int, frame_ids,
                  num_scales: int = NUM_SCALES, is_train: bool = False, img_ext: str = ".jpg",
                  use_depth_hints: bool = False, depth_hint_path: str | None = None,
-                 load_depth_gt: bool = False):
+                 load_depth_gt: bool = False, layout: DatasetLayout | None = None,
+                 **layout_options):
         super().__init__()
         if height % 32 or width % 32:
             raise ValueError(f"height {height} and width {width} must be multiples of 32 "
@@ -106,29 +98,36 @@ class MonoDataset(data.Dataset):
         self.depth_hint_path = depth_hint_path or os.path.join(data_path, "depth_hints")
         self.load_depth_gt = load_depth_gt
         self.interp = Image.LANCZOS
-        self.K = geometry.normalised_intrinsics(*self.normalised_intrinsics)
+        if layout is None:
+            if self.layout_class is None:
+                raise TypeError("MonoDataset needs a layout (or a subclass with layout_class)")
+            layout = self.layout_class(data_path, img_ext=img_ext, **layout_options)
+        self.layout = layout
+        for s in self.samples:
+            layout.check_sample(s)
 
-    # -- what subclasses provide ------------------------------------------------------------
+    # -- from the layout --------------------------------------------------------------------
     def image_path(self, folder: str, frame_index: int, side: str) -> str:
-        raise NotImplementedError
+        return self.layout.image_path(folder, frame_index, side)
 
     def get_depth(self, folder: str, frame_index: int, side: str) -> np.ndarray | None:
-        """Ground-truth depth in metres [h, w], or None where the dataset has none."""
-        return None
+        """Ground-truth depth [h, w] in metres (SceneFlow: scene units), or None where the
+        dataset has none."""
+        return self.layout.gt_depth(folder, frame_index, side)
 
     def intrinsics(self, sample: Sample) -> torch.Tensor:
-        """Normalised 4x4 intrinsics of a sample (constant for KITTI)."""
-        return self.K
+        """Normalised 4x4 intrinsics of a sample's folder."""
+        return self.layout.camera(sample.folder).K()
 
     # -- shared -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.samples)
 
     def other_side(self, side: str) -> str:
-        return {"l": "r", "r": "l"}[side]
+        return other_side(side)
 
     def get_color(self, folder: str, frame_index: int, side: str, do_flip: bool) -> Image.Image:
-        img = pil_loader(self.image_path(folder, frame_index, side))
+        img = load_rgb(self.image_path(folder, frame_index, side), DatasetError)
         return img.transpose(Image.FLIP_LEFT_RIGHT) if do_flip else img
 
     def hint_path(self, sample: Sample) -> str:
@@ -159,7 +158,8 @@ class MonoDataset(data.Dataset):
             if f == "s":
                 img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
             else:
-                img = self.get_color(sample.folder, sample.frame_index + f, sample.side, do_flip)
+                neighbour = self.layout.neighbour(sample, f)
+                img = self.get_color(neighbour.folder, neighbour.frame_index, neighbour.side, do_flip)
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
                 img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .atomic import atomic_write
+
 RUNS = ("without_hints", "with_hints")
 
 
@@ -65,7 +67,7 @@ def make_world(data_dir: str, cfg: DemoConfig) -> str:
 
 def precompute_hints(data_dir: str, split: str, cfg: DemoConfig) -> dict:
     """Fused-SGM hints at the world's resolution for the training (and test) frames."""
-    from .hints import precompute
+    from .precompute import precompute
     from .options import parse_precompute
     _stage("depth hints (fused SGM)")
     results = {}
@@ -81,7 +83,7 @@ def precompute_hints(data_dir: str, split: str, cfg: DemoConfig) -> dict:
 
 def export_ground_truth(data_dir: str, split: str) -> str:
     """Dense ground truth of the test frames -> <split>/gt_depths.npz (once)."""
-    from .kitti import export_gt_depths
+    from datasets.kitti_raw import export_gt_depths
     path = os.path.join(split, "gt_depths.npz")
     if not os.path.isfile(path):
         _stage("ground truth export")
@@ -140,10 +142,10 @@ def thin_masks(data_dir: str, split: str) -> list:
     """The generator's thin-structure label maps of the test frames (bool [H,W] each)."""
     import cv2
     from .splits import read_split_file
+    from .synthetic.kitti_writer import thin_mask_path
     masks = []
     for s in read_split_file(os.path.join(split, "test_files.txt")):
-        cam = "image_02" if s.side == "l" else "image_03"
-        path = os.path.join(data_dir, s.folder, "thin_mask", cam, f"{s.frame_index:010d}.png")
+        path = thin_mask_path(data_dir, s.folder, s.frame_index, s.side)
         mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if mask is None:
             raise FileNotFoundError(f"Thin-structure mask {path} is missing; regenerate the world.")
@@ -193,9 +195,8 @@ def run_demo(quick: bool = False, out_dir: str = "demo_output", data_dir: str = 
     metrics["thin_structures"] = {name: region_metrics(gt_depths, disps[name], masks) for name in RUNS}
     metrics["hints"] = hint_summary
     metrics["seconds"] = round(time.time() - start, 1)
-    with open(os.path.join(out_dir, "metrics.json.tmp"), "w") as f:
+    with atomic_write(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, default=str)
-    os.replace(os.path.join(out_dir, "metrics.json.tmp"), os.path.join(out_dir, "metrics.json"))
     write_figures_and_report(out_dir, data_dir, split, metrics, disps, gt_depths, cfg.num_figures)
     _print_summary(metrics)
     return metrics
@@ -205,19 +206,20 @@ def write_figures_and_report(out_dir: str, data_dir: str, split: str, metrics: d
                              gt_depths, num_figures: int) -> str:
     """PNG figures for a few evenly spaced test frames, then report.md."""
     import cv2
-    from PIL import Image
+    from datasets.kitti_raw import KittiRawLayout
     from . import visualize
+    from .images import load_rgb
     from .evaluation import disp_to_gt_size
     from .geometry import STEREO_SCALE_FACTOR
-    from .hints import hint_file_path, load_hint
+    from .hint_files import hint_file_path, load_hint
     from .splits import read_split_file
     samples = read_split_file(os.path.join(split, "test_files.txt"))
+    layout = KittiRawLayout(data_dir, img_ext=".png")
     picks = np.linspace(0, len(samples) - 1, num_figures).round().astype(int) if num_figures else []
     figures = []
     for i in picks:
         s = samples[i]
-        cam = "image_02" if s.side == "l" else "image_03"
-        image = np.asarray(Image.open(os.path.join(data_dir, s.folder, cam, "data", f"{s.frame_index:010d}.png")).convert("RGB"))
+        image = np.asarray(load_rgb(layout.image_path(s.folder, s.frame_index, s.side)))
         gt = gt_depths[i]
         hint_path = hint_file_path(os.path.join(data_dir, "depth_hints"), s.folder, s.frame_index, s.side)
         hint = None

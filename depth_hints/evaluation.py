@@ -20,21 +20,35 @@ fx * 1 / disparity in (1e-3, 1000) scene units, predictions clipped to that rang
 """
 from __future__ import annotations
 
-from depth_hints.errors import DepthHintsError
 import json
 import os
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.layout import DatasetError, LayoutError
+from datasets.registry import make_layout
+from depth_hints.atomic import atomic_write
+from depth_hints.checkpoints import load_depth_model, load_state, read_options
+from depth_hints.errors import DepthHintsError
 from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
+from depth_hints.images import load_rgb
+from depth_hints.inference import predict_disp, to_input_tensor
+from depth_hints.kitti import save_depth_png
+# the metrics live in depth_hints.metrics; imported here so that
+# ``depth_hints.evaluation.compute_errors`` stays where monodepth2 users look for it
+from depth_hints.metrics import (DISPARITY_METRIC_NAMES, METRIC_NAMES, compute_errors,  # noqa: F401
+                                 disparity_metrics, valid_disparity_mask)
+from depth_hints.options import device_from
+from depth_hints.pfm import PFMError
+from depth_hints.splits import PROJECT_SPLITS_DIR, read_split_file, split_dir
 
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
-METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 # Garg et al.'s crop as fractions of the image: rows top, bottom; columns left, right.
 GARG_CROP_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 GARG_CROP_SPLITS = ("eigen",)
@@ -49,27 +63,6 @@ class EvaluationError(DepthHintsError, ValueError):
 
 
 # ----------------------------------------------------------------------------- pure math
-
-def compute_errors(gt: np.ndarray, pred: np.ndarray):
-    """Depth metrics between valid ground truth and predicted depths (same shape, metres, > 0)
-    -> (abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3).
-
-    abs_rel = mean(|gt - pred| / gt), sq_rel = mean((gt - pred)^2 / gt), rmse = sqrt(mean((gt -
-    pred)^2)), rmse_log = sqrt(mean((ln gt - ln pred)^2)), a_k = mean(max(gt/pred, pred/gt) <
-    1.25^k)."""
-    gt = np.asarray(gt, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    ratio = np.maximum(gt / pred, pred / gt)
-    a1 = np.mean(ratio < 1.25)
-    a2 = np.mean(ratio < 1.25 ** 2)
-    a3 = np.mean(ratio < 1.25 ** 3)
-    diff = gt - pred
-    rmse = np.sqrt(np.mean(diff ** 2))
-    rmse_log = np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))
-    abs_rel = np.mean(np.abs(diff) / gt)
-    sq_rel = np.mean(diff ** 2 / gt)
-    return abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3
-
 
 def garg_crop_mask(height: int, width: int) -> np.ndarray:
     """Boolean [H,W]: True inside Garg's crop, rows int(0.40810811 H)..int(0.99189189 H) and
@@ -112,7 +105,6 @@ def batch_post_process_disparity(l_disp: np.ndarray, l_disp_flipped: np.ndarray)
 
 def disp_to_gt_size(pred_disp: np.ndarray, height: int, width: int) -> np.ndarray:
     """Disparity [h,w] -> [height,width] with OpenCV bilinear interpolation."""
-    import cv2
 
     pred_disp = np.asarray(pred_disp, dtype=np.float32)
     if pred_disp.shape == (height, width):
@@ -198,27 +190,19 @@ def load_pred_disps(path: str | os.PathLike) -> np.ndarray:
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def _save_json(path: str, data: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def write_benchmark_pngs(pred_disps: np.ndarray, out_dir: str, scale_factor: float = STEREO_SCALE_FACTOR,
                          size: tuple[int, int] = BENCHMARK_IMAGE_SIZE) -> list[str]:
     """Disparities [N,h,w] -> ``<out_dir>/<index:010d>.png``: depth = scale_factor / disparity
     resized to ``size`` (H, W), clipped to [0, 80] m, stored as uint16 depth x 256."""
-    from depth_hints.kitti import save_depth_png
-
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for index in tqdm(range(len(pred_disps)), desc="benchmark png", unit="frame"):
@@ -243,8 +227,8 @@ class _ImageList(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index):
-        from depth_hints.inference import load_rgb, to_input_tensor
-        return to_input_tensor(load_rgb(self.paths[index]), self.width, self.height)[0]
+        return to_input_tensor(load_rgb(self.paths[index], EvaluationError), self.width,
+                               self.height)[0]
 
 
 def kitti_test_image_paths(data_path: str, samples, png: bool = False) -> list[str]:
@@ -253,15 +237,14 @@ def kitti_test_image_paths(data_path: str, samples, png: bool = False) -> list[s
     ``<folder>/<frame:010d>.<ext>`` of KITTI's benchmark test images (``--data_path
     .../test_depth_prediction_anonymous`` with the ``image <n>`` lines of splits/benchmark).
     A missing image raises naming it."""
-    from datasets.kitti_dataset import kitti_image_path
-
     extensions = (".png", ".jpg") if png else (".jpg", ".png")
+    layouts = [make_layout("kitti", data_path, img_ext=ext) for ext in extensions]
     paths = []
     for sample in samples:
-        candidates = [kitti_image_path(data_path, sample.folder, sample.frame_index, sample.side, ext)
-                      for ext in extensions]
-        candidates += [os.path.join(data_path, sample.folder, f"{sample.frame_index:010d}{ext}")
-                       for ext in extensions]
+        candidates = [layout.image_path(sample.folder, sample.frame_index, sample.side)
+                      for layout in layouts]
+        candidates += [layout.benchmark_image_path(sample.folder, sample.frame_index)
+                       for layout in layouts]
         found = next((c for c in candidates if os.path.isfile(c)), None)
         if found is None:
             raise EvaluationError(f"Test image {candidates[0]} does not exist (nor with "
@@ -277,8 +260,6 @@ def predict_disparities(encoder, decoder, image_paths, height: int, width: int, 
                         device=None, num_workers: int = 0) -> np.ndarray:
     """Images -> scaled disparities [N,height,width] float32 (``disp_to_depth``'s first
     output); with ``post_process`` the mirrored image is predicted too and the two merged."""
-    from depth_hints.inference import predict_disp
-
     device = device or torch.device("cpu")
     loader = torch.utils.data.DataLoader(_ImageList(image_paths, height, width), batch_size=batch_size,
                                          shuffle=False, num_workers=num_workers,
@@ -306,7 +287,6 @@ def _warn(message: str, collected: list) -> None:
 
 def _checkpoint_use_stereo(folder: str):
     """use_stereo recorded in a weights folder (encoder.pth extras, else opt.json), or None."""
-    from depth_hints.checkpoints import load_state, read_options
 
     if not os.path.isfile(os.path.join(folder, "encoder.pth")):
         return read_options(folder).get("use_stereo")
@@ -338,8 +318,6 @@ def _output_folder(options) -> str:
 
 
 def _eigen_to_benchmark(pred_disps: np.ndarray) -> np.ndarray:
-    from depth_hints.splits import split_dir
-
     ids_path = split_dir("benchmark") / "eigen_to_benchmark_ids.npy"
     if not ids_path.is_file():
         raise EvaluationError(f"--eval_eigen_to_benchmark needs {ids_path}; fetch it with "
@@ -355,8 +333,6 @@ def _eigen_to_benchmark(pred_disps: np.ndarray) -> np.ndarray:
 def _kitti_test_images(options):
     """-> (image paths, test list) of the split's KITTI test list (the eigen list with
     --eval_eigen_to_benchmark)."""
-    from depth_hints.splits import read_split_file, split_dir
-
     predict_split = "eigen" if options.eval_eigen_to_benchmark else options.eval_split
     test_files = split_dir(predict_split) / "test_files.txt"
     paths = kitti_test_image_paths(options.data_path, read_split_file(test_files, require_side=False),
@@ -376,8 +352,6 @@ def _load_or_predict(options, collected: list, test_images=_kitti_test_images,
                            stereo_scale_factor)
         return load_pred_disps(options.ext_disp_to_eval), options.ext_disp_to_eval
 
-    from depth_hints.checkpoints import load_depth_model
-    from depth_hints.options import device_from
 
     device = device_from(options.no_cuda)
     encoder, decoder, info = load_depth_model(os.path.expanduser(options.load_weights_folder), device)
@@ -395,8 +369,6 @@ def evaluate(options) -> dict:
     """Predict (or load) disparities for ``--eval_split`` and score them -> result dict: the
     seven metrics by name plus split, n, scaling and warnings. ``options``: EvaluateOptions.
     ``--dataset sceneflow`` or ``--eval_split sceneflow_test``: ``evaluate_sceneflow``."""
-    from depth_hints.splits import split_dir
-
     if options.dataset == "sceneflow" or options.eval_split == SCENEFLOW_TEST_SPLIT:
         return evaluate_sceneflow(options)
     split_name = Path(options.eval_split).name
@@ -500,22 +472,6 @@ SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sc
 #: can predict (100 nominal units x 10).
 SCENEFLOW_MIN_DEPTH = 1e-3
 SCENEFLOW_MAX_DEPTH = 1000.0
-DISPARITY_METRIC_NAMES = ("epe", "bad1", "bad3")
-
-
-def disparity_metrics(pred_disp: np.ndarray, gt_disp: np.ndarray):
-    """Disparity errors over corresponding pixels (same shape, pixels) -> (epe, bad1, bad3):
-    epe = mean |pred - gt|, bad_k = fraction of pixels with |pred - gt| > k px."""
-    error = np.abs(np.asarray(pred_disp, np.float64) - np.asarray(gt_disp, np.float64))
-    return float(error.mean()), float((error > 1).mean()), float((error > 3).mean())
-
-
-def valid_disparity_mask(gt_disp: np.ndarray) -> np.ndarray:
-    """Pixels with ground-truth disparity [H,W] bool: finite and > 0."""
-    gt_disp = np.asarray(gt_disp)
-    valid = np.isfinite(gt_disp)
-    valid[valid] = gt_disp[valid] > 0
-    return valid
 
 
 def score_sceneflow_frame(gt_disp: np.ndarray, pred_disp: np.ndarray, fx_px: float,
@@ -560,8 +516,6 @@ def score_sceneflow_frame(gt_disp: np.ndarray, pred_disp: np.ndarray, fx_px: flo
 def sceneflow_test_file(eval_split: str) -> Path:
     """--eval_split -> its SceneFlow test list: ``sceneflow_test`` is the project's
     splits/sceneflow/test_files.txt, anything else a split folder's test_files.txt."""
-    from depth_hints.splits import PROJECT_SPLITS_DIR, split_dir
-
     if eval_split == SCENEFLOW_TEST_SPLIT:
         path = PROJECT_SPLITS_DIR / "sceneflow" / "test_files.txt"
         if not path.is_file():
@@ -578,25 +532,19 @@ def sceneflow_test_file(eval_split: str) -> Path:
     return path
 
 
-def _sceneflow_samples(test_file: Path) -> list:
-    from datasets.sceneflow_dataset import SceneFlowError, split_folder
-    from depth_hints.splits import read_split_file
-
+def _sceneflow_samples(layout, test_file: Path) -> list:
     samples = read_split_file(test_file, require_side=False)
     for sample in samples:
         try:
-            split_folder(sample.folder, f"{sample.folder} {sample.frame_index} {sample.side}")
-        except SceneFlowError as e:
+            layout.check_sample(sample)
+        except LayoutError as e:
             raise EvaluationError(f"{test_file}: {e} (--dataset sceneflow)") from None
     return samples
 
 
-def _sceneflow_test_images(options, samples, test_file):
+def _sceneflow_test_images(options, layout, samples, test_file):
     """-> (image paths, test list) of SceneFlow test samples; a missing image raises naming it."""
-    from datasets.sceneflow_dataset import sceneflow_image_path
-
-    paths = [sceneflow_image_path(options.data_path, s.folder, s.frame_index, s.side,
-                                  options.sceneflow_pass) for s in samples]
+    paths = [layout.image_path(s.folder, s.frame_index, s.side) for s in samples]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise EvaluationError(f"Test image {missing[0]} does not exist ({len(missing)} of "
@@ -605,14 +553,9 @@ def _sceneflow_test_images(options, samples, test_file):
     return paths, test_file
 
 
-def _sceneflow_gt_disparity(data_path: str, sample) -> np.ndarray:
-    from datasets.mono_dataset import DatasetError
-    from datasets.sceneflow_dataset import read_sceneflow_disparity, sceneflow_disparity_path
-    from depth_hints.pfm import PFMError
-
+def _sceneflow_gt_disparity(layout, sample) -> np.ndarray:
     try:
-        return read_sceneflow_disparity(sceneflow_disparity_path(
-            data_path, sample.folder, sample.frame_index, sample.side))
+        return layout.read_gt(sample.folder, sample.frame_index, sample.side).values
     except (DatasetError, PFMError) as e:
         raise EvaluationError(str(e)) from None
 
@@ -627,27 +570,27 @@ def evaluate_sceneflow(options) -> dict:
     depth ratio. Reports the seven depth metrics (caps SCENEFLOW_MIN/MAX_DEPTH) and epe, bad1,
     bad3 (pixels at full resolution, every pixel with finite positive ground truth), each the
     mean over frames. -> result dict (as ``evaluate``'s, plus the disparity metrics)."""
-    from datasets.sceneflow_dataset import (SCENEFLOW_BASELINE, SCENEFLOW_STEREO_SCALE_FACTOR,
-                                            sceneflow_normalised_intrinsics)
-
+    layout = make_layout("sceneflow", options.data_path, sceneflow_pass=options.sceneflow_pass)
     if options.eval_eigen_to_benchmark:
         raise EvaluationError("--eval_eigen_to_benchmark is a KITTI option; drop it for SceneFlow.")
     split_name = Path(options.eval_split).name
     test_file = sceneflow_test_file(options.eval_split)
-    samples = _sceneflow_samples(test_file)
+    samples = _sceneflow_samples(layout, test_file)
+    # every SceneFlow camera has the renders' baseline: one metric factor (10) for all frames
+    stereo_scale_factor = layout.camera(samples[0].folder).metric_scale if samples else 10.0
     collected: list[str] = []
     result: dict = {"split": options.eval_split, "dataset": "sceneflow", "test_files": str(test_file)}
 
     pred_disps, source = _load_or_predict(
-        options, collected, lambda o: _sceneflow_test_images(o, samples, test_file),
-        SCENEFLOW_STEREO_SCALE_FACTOR)
+        options, collected, lambda o: _sceneflow_test_images(o, layout, samples, test_file),
+        stereo_scale_factor)
     if len(pred_disps) != len(samples):
         raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(samples)} lines "
                               f"in {test_file}; they must match one to one (same order).")
     result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
     scale_factor, use_median = _save_and_choose_scaling(
-        options, pred_disps, split_name, result, collected, SCENEFLOW_STEREO_SCALE_FACTOR,
-        f"--eval_stereo scales by {SCENEFLOW_STEREO_SCALE_FACTOR:g} on SceneFlow")
+        options, pred_disps, split_name, result, collected, stereo_scale_factor,
+        f"--eval_stereo scales by {stereo_scale_factor:g} on SceneFlow")
     result["depth_caps"] = [SCENEFLOW_MIN_DEPTH, SCENEFLOW_MAX_DEPTH]
     if options.no_eval:
         print("-> Evaluation disabled (--no_eval).")
@@ -656,16 +599,17 @@ def evaluate_sceneflow(options) -> dict:
     print("-> Evaluating on SceneFlow ground-truth disparities")
     if options.eval_stereo:
         print(f"   Stereo evaluation - disabling median scaling, scaling by "
-              f"{SCENEFLOW_STEREO_SCALE_FACTOR:g}")
+              f"{stereo_scale_factor:g}")
     elif use_median:
         print("   Mono evaluation - using median scaling")
     depth_errors, disparity_errors, ratios = [], [], []
     for sample, pred_disp in tqdm(list(zip(samples, pred_disps)), desc="score", unit="frame"):
-        gt_disp = _sceneflow_gt_disparity(options.data_path, sample)
-        fx_px = float(sceneflow_normalised_intrinsics(sample.folder)[0, 0]) * gt_disp.shape[1]
+        gt_disp = _sceneflow_gt_disparity(layout, sample)
+        camera = layout.camera(sample.folder)
+        fx_px = camera.fx_px(gt_disp.shape[1])
         try:
             frame_depth, frame_disp, ratio = score_sceneflow_frame(
-                gt_disp, pred_disp, fx_px, SCENEFLOW_BASELINE, scale_factor, use_median)
+                gt_disp, pred_disp, fx_px, camera.baseline, scale_factor, use_median)
         except EvaluationError as e:
             raise EvaluationError(f"{sample.folder} {sample.frame_index} {sample.side}: {e}") from None
         depth_errors.append(frame_depth)

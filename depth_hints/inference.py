@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from depth_hints import images
+from depth_hints.atomic import atomic_write
 from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
 
 DEFAULT_FEED_HEIGHT = 192
@@ -38,14 +40,9 @@ class InferenceError(DepthHintsError, FileNotFoundError):
 # ----------------------------------------------------------------------------- shared pieces
 
 def load_rgb(path: str) -> Image.Image:
-    """Open an image file as RGB; a missing or unreadable file raises naming it."""
-    if not os.path.isfile(path):
-        raise InferenceError(f"Image {path} does not exist.")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as e:
-        raise InferenceError(f"Image {path} could not be read ({e}).") from None
+    """Open an image file as RGB (``images.load_rgb``); a missing or unreadable file raises
+    InferenceError naming it."""
+    return images.load_rgb(path, InferenceError)
 
 
 def to_input_tensor(image: Image.Image, width: int, height: int) -> torch.Tensor:
@@ -76,10 +73,8 @@ def warn(message: str) -> None:
 
 
 def _atomic(path: str, write) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         write(f)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- test_simple

@@ -1,4 +1,6 @@
-"""KITTI raw ground truth: calibration files, velodyne sweeps, projected and annotated depth.
+"""KITTI file formats: calibration files, velodyne sweeps, projected and annotated depth PNGs.
+
+Where the files are is datasets/kitti_raw.py's (the layout); this module only reads and writes.
 
 The projection follows the Eigen-split protocol used by monodepth/monodepth2, so that
 ``gt_depths.npz`` exported here scores predictions exactly like theirs:
@@ -12,19 +14,23 @@ The projection follows the Eigen-split protocol used by monodepth/monodepth2, so
 """
 from __future__ import annotations
 
-from depth_hints.errors import DepthHintsError
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from depth_hints.atomic import atomic_write
+from depth_hints.errors import DepthHintsError
+
+#: the stereo side of a split line -> KITTI's camera number (the one side -> camera mapping)
 SIDE_TO_CAMERA_INDEX = {"l": 2, "r": 3}
-GT_MODES = ("velodyne", "dense")
-# Named KITTI splits and the ground truth their protocol uses.
-SPLIT_GT_MODES = {"eigen": "velodyne", "eigen_benchmark": "dense"}
+
+
+def camera_folder(side: str) -> str:
+    """'l' -> 'image_02', 'r' -> 'image_03': KITTI raw's (and the hint files') camera folders."""
+    if side not in SIDE_TO_CAMERA_INDEX:
+        raise ValueError(f"stereo side must be 'l' or 'r', got {side!r}")
+    return f"image_0{SIDE_TO_CAMERA_INDEX[side]}"
 
 
 class KittiDataError(DepthHintsError, FileNotFoundError):
@@ -142,97 +148,36 @@ def load_depth_png(path: str | os.PathLike) -> np.ndarray:
     return raw.astype(np.float32) / 256.0
 
 
-def depth_to_png_array(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
-    """Depth [H,W] metres -> uint16 array (depth x 256, clipped to [0, max_depth]) as KITTI
-    stores it."""
-    clipped = np.clip(np.nan_to_num(depth, nan=0.0, posinf=max_depth), 0.0, max_depth)
-    return (clipped * 256.0).astype(np.uint16)
+def depth_to_png_array(depth: np.ndarray, max_depth: float = 80.0, beyond: str = "clip") -> np.ndarray:
+    """Depth [H,W] metres -> uint16 array as KITTI stores it (the project's one quantisation,
+    read back by ``load_depth_png``): round(depth x 256), 0 = none. Depths beyond
+    ``max_depth`` (<= 255.99 m, what 16 bits hold): ``beyond`` 'clip' -> max_depth (predicted
+    depth for the benchmark), 'invalid' -> 0 (ground truth); NaN and depth <= 0 -> 0."""
+    depth = np.asarray(depth, dtype=np.float64)
+    if beyond == "clip":
+        depth = np.clip(np.nan_to_num(depth, nan=0.0, posinf=max_depth), 0.0, max_depth)
+    elif beyond == "invalid":
+        depth = np.where((depth > 0) & (depth <= max_depth), depth, 0.0)
+    else:
+        raise ValueError(f"beyond must be 'clip' or 'invalid', got {beyond!r}")
+    return np.rint(depth * 256.0).astype(np.uint16)
 
 
-def save_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float = 80.0) -> None:
-    """Write depth [H,W] metres as a KITTI 16-bit PNG (depth x 256), atomically."""
-    path = os.fspath(path)
-    image = Image.fromarray(depth_to_png_array(depth, max_depth))
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+def save_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float = 80.0,
+                   beyond: str = "clip") -> None:
+    """Write depth [H,W] metres as a KITTI 16-bit PNG (``depth_to_png_array``), atomically."""
+    image = Image.fromarray(depth_to_png_array(depth, max_depth, beyond))
+    with atomic_write(path, "wb") as f:
         image.save(f, format="PNG")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- export
 
-def velodyne_path(data_path: str, folder: str, frame_index: int) -> str:
-    """``<data_path>/<folder>/velodyne_points/data/<frame:010d>.bin``."""
-    return os.path.join(data_path, folder, "velodyne_points", "data", f"{frame_index:010d}.bin")
-
-
-def calib_dir_of(data_path: str, folder: str) -> str:
-    """The calibration folder of a drive: ``<data_path>/<date>`` with date = folder's first part."""
-    return os.path.join(data_path, folder.split("/")[0])
-
-
-def groundtruth_png_path(data_path: str, folder: str, frame_index: int, side: str = "l") -> str:
-    """``<data_path>/<folder>/proj_depth/groundtruth/image_0{2,3}/<frame:010d>.png``."""
-    return os.path.join(data_path, folder, "proj_depth", "groundtruth",
-                        f"image_0{SIDE_TO_CAMERA_INDEX[side]}", f"{frame_index:010d}.png")
-
-
-def gt_depth_for_sample(data_path: str, folder: str, frame_index: int, side: str, mode: str) -> np.ndarray:
-    """Ground-truth depth [H,W] float32 of one split line: ``velodyne`` projects the sweep
-    (velodyne x as depth, as the Eigen protocol does), ``dense`` reads the annotated PNG."""
-    if mode == "velodyne":
-        depth = generate_depth_map(calib_dir_of(data_path, folder),
-                                   velodyne_path(data_path, folder, frame_index),
-                                   cam=SIDE_TO_CAMERA_INDEX[side], vel_depth=True)
-    elif mode == "dense":
-        depth = load_depth_png(groundtruth_png_path(data_path, folder, frame_index, side))
-    else:
-        raise KittiDataError(f"ground-truth mode must be one of {GT_MODES}, got {mode!r}")
-    return depth.astype(np.float32)
-
-
 def save_gt_depths(path: str | os.PathLike, depths) -> None:
-    """Write per-frame depths as ``np.savez_compressed(data=<object array>)``, atomically."""
-    path = os.fspath(path)
+    """Write per-frame depths as ``np.savez_compressed(data=<object array>)``, atomically
+    (``datasets.kitti_raw.export_gt_depths`` makes them from a split)."""
     data = np.empty(len(depths), dtype=object)
     for i, depth in enumerate(depths):
         data[i] = np.asarray(depth, dtype=np.float32)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, data=data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def export_gt_depths(data_path: str, split: str, mode: str | None = None,
-                     output: str | None = None, progress: bool = True) -> Path:
-    """Export ``<split>/gt_depths.npz`` (key ``data``: object array of [H,W] float32 metres)
-    from ``<split>/test_files.txt``; returns the written path.
-
-    ``split`` is ``eigen`` (velodyne), ``eigen_benchmark`` (dense annotated PNGs) or a split
-    folder; for a folder of another name ``mode`` (velodyne|dense) must be given."""
-    from depth_hints.splits import read_split_file, split_dir
-
-    folder = split_dir(split)
-    name = Path(split).name
-    if mode is None:
-        mode = SPLIT_GT_MODES.get(name) or SPLIT_GT_MODES.get(folder.name)
-        if mode is None:
-            raise KittiDataError(f"--split {split!r}: cannot tell which ground truth it uses; "
-                             f"add --mode velodyne or --mode dense.")
-    if mode not in GT_MODES:
-        raise KittiDataError(f"--mode must be one of {GT_MODES}, got {mode!r}")
-    samples = read_split_file(folder / "test_files.txt")
-    depths = []
-    for sample in tqdm(samples, desc=f"gt depth ({mode})", unit="frame", disable=not progress):
-        depths.append(gt_depth_for_sample(data_path, sample.folder, sample.frame_index,
-                                          sample.side, mode))
-    out = Path(output) if output else folder / "gt_depths.npz"
-    save_gt_depths(out, depths)
-    return out
+    with atomic_write(path, "wb") as f:
+        np.savez_compressed(f, data=data)

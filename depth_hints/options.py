@@ -6,6 +6,7 @@ derived from others (e.g. the default ``--depth_hint_path``) are resolved at par
 """
 from __future__ import annotations
 
+from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
 import argparse
 import dataclasses
@@ -313,10 +314,8 @@ def to_json_dict(options) -> dict:
 
 def save_options(options, path: str) -> None:
     """Write options as JSON atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(to_json_dict(options), f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def device_from(no_cuda: bool):

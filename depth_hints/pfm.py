@@ -10,10 +10,11 @@ rows top-down, as images are indexed everywhere else.
 """
 from __future__ import annotations
 
+from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
 import math
 import os
-import tempfile
+
 
 import numpy as np
 
@@ -107,15 +108,6 @@ def write_pfm(path: str | os.PathLike, array: np.ndarray, little_endian: bool = 
     dtype = np.dtype("<f4" if little_endian else ">f4")
     header = magic + b"\n" + f"{width} {height}\n{-1.0 if little_endian else 1.0}\n".encode("ascii")
     body = np.ascontiguousarray(array[::-1], dtype=dtype).tobytes()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "wb") as f:
+        f.write(header)
+        f.write(body)

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.kitti_odom import KittiOdomLayout
+from depth_hints.atomic import atomic_write
 from depth_hints.geometry import transformation_from_parameters
+from depth_hints.images import load_rgb
+from depth_hints.inference import to_input_tensor
+from depth_hints.options import device_from
+from depth_hints.splits import read_split_file, split_dir
 
 TRACK_LENGTH = 5
 ODOM_SEQUENCES = {"odom_9": 9, "odom_10": 10}
@@ -87,20 +93,14 @@ def read_gt_poses(path: str | os.PathLike) -> np.ndarray:
     return poses
 
 
-def odometry_image_path(data_path: str, sequence: int, frame_index: int, side: str = "l",
-                        ext: str = ".png") -> str:
-    """``<data_path>/sequences/<seq:02d>/image_{2,3}/<frame:06d><ext>``."""
-    camera = {"l": 2, "r": 3}[side]
-    return os.path.join(data_path, "sequences", f"{sequence:02d}", f"image_{camera}",
-                        f"{frame_index:06d}{ext}")
-
-
 def _existing_image(data_path: str, sequence: int, frame_index: int, side: str, png: bool) -> str:
+    """The odometry image of a frame (``KittiOdomLayout``), .png or .jpg, whichever exists
+    (--png: .png first)."""
     preferred, other = (".png", ".jpg") if png else (".jpg", ".png")
-    path = odometry_image_path(data_path, sequence, frame_index, side, preferred)
+    path = KittiOdomLayout(data_path, preferred).image_path(str(sequence), frame_index, side)
     if os.path.isfile(path):
         return path
-    alternative = odometry_image_path(data_path, sequence, frame_index, side, other)
+    alternative = KittiOdomLayout(data_path, other).image_path(str(sequence), frame_index, side)
     if os.path.isfile(alternative):
         return alternative
     raise PoseEvaluationError(f"Odometry image {path} does not exist (nor {other}); check "
@@ -117,8 +117,7 @@ class _PairList(torch.utils.data.Dataset):
         return len(self.pairs)
 
     def __getitem__(self, index):
-        from depth_hints.inference import load_rgb, to_input_tensor
-        images = [to_input_tensor(load_rgb(p), self.width, self.height)[0] for p in self.pairs[index]]
+        images = [to_input_tensor(load_rgb(p, PoseEvaluationError), self.width, self.height)[0] for p in self.pairs[index]]
         return torch.cat(images, 0)
 
 
@@ -169,13 +168,10 @@ def evaluate_pose(options, split_folder: str | os.PathLike | None = None) -> dic
     """Predict frame-to-frame motion over an odometry test sequence and report the 5-frame ATE
     -> {"ate_mean", "ate_std", "sequence", "n"}. ``options``: EvaluatePoseOptions;
     ``split_folder`` defaults to the project's splits/odom."""
-    from depth_hints.options import device_from
-    from depth_hints.splits import read_split_file, split_dir
-
     sequence = ODOM_SEQUENCES[options.eval_split]
     folder = Path(split_folder) if split_folder else split_dir("odom")
     samples = read_split_file(folder / f"test_files_{sequence:02d}.txt")
-    gt_path = os.path.join(options.data_path, "poses", f"{sequence:02d}.txt")
+    gt_path = KittiOdomLayout(options.data_path).poses_path(sequence)
     gt_global = read_gt_poses(gt_path)
     if len(samples) != len(gt_global) - 1:
         raise PoseEvaluationError(f"{folder / f'test_files_{sequence:02d}.txt'} lists {len(samples)} "
@@ -200,14 +196,10 @@ def evaluate_pose(options, split_folder: str | os.PathLike | None = None) -> dic
     print(f"\n   Trajectory error: {result['ate_mean']:0.3f}, std: {result['ate_std']:0.3f}\n")
 
     poses_path = os.path.join(options.load_weights_folder, "poses.npy")
-    tmp = poses_path + ".tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(poses_path, "wb") as f:
         np.save(f, pred_relative)
-    os.replace(tmp, poses_path)
     print(f"-> Predictions saved to {poses_path}")
     if options.output_json:
-        tmp = options.output_json + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_write(options.output_json, "w") as f:
             json.dump(result, f, indent=2)
-        os.replace(tmp, options.output_json)
     return result

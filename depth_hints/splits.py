@@ -6,6 +6,7 @@ are downloaded from a pinned public commit and checked against sha256 sums, neve
 """
 from __future__ import annotations
 
+from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
 import hashlib
 import os
@@ -137,9 +138,7 @@ def fetch_kitti_splits(out_dir: str | os.PathLike = PROJECT_SPLITS_DIR, names=No
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha:
             raise SplitError(f"{url}: sha256 {actual} != expected {sha}; not saved.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        with atomic_write(target, "wb") as f:
+            f.write(data)
         written.append(target)
     return written

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from depth_hints.atomic import atomic_write
+
 
 def colorize_disparity(disp: np.ndarray, vmax_percentile: float = 95.0, cmap: str = "magma") -> np.ndarray:
     """Disparity [H,W] -> uint8 RGB [H,W,3] with a matplotlib colour map.
@@ -94,7 +96,6 @@ def write_demo_report(out_dir: str, metrics: dict, figures: list, runs=("without
     lines += [f"![{os.path.basename(f)}]({os.path.basename(f)})" for f in figures]
     lines += ["", f"Total time: {metrics.get('seconds', 0):.0f} s. TensorBoard logs: `runs/`."]
     path = os.path.join(out_dir, "report.md")
-    with open(path + ".tmp", "w") as f:
+    with atomic_write(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
     return path

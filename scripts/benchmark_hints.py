@@ -32,7 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depth_hints import hints
+from datasets.registry import make_layout
+from depth_hints import fused_sgm, images, precompute
 from depth_hints.options import parse_precompute
 from depth_hints.splits import read_split_file
 
@@ -116,7 +117,7 @@ def bare_sgbm(pairs, skip_duplicates, threads):
 
     def one(pair):
         target, other, side = pair
-        return hints.match_view(target, other, side, skip_duplicates=skip_duplicates)
+        return fused_sgm.match_view(target, other, side, skip_duplicates=skip_duplicates)
 
     start, cpu = time.perf_counter(), time.process_time()
     if threads == 1:
@@ -137,7 +138,7 @@ def pipeline(data_path, split, save, height, width, png, workers, threads=None, 
         argv.append("--overwrite_saved_depths")
     if png:
         argv.append("--png")
-    summary = hints.precompute(parse_precompute(argv), progress=False, verbose=False,
+    summary = precompute.precompute(parse_precompute(argv), progress=False, verbose=False,
                                threads=threads)
     if not summary.ok:
         raise SystemExit(f"precompute failed: {summary.format()}")
@@ -170,7 +171,7 @@ def main(argv=None):
             split = write_dataset(data_path, args.frames)
             samples = read_split_file(split)
         ext = ".png" if png else ".jpg"
-        skipping = hints.duplicate_block_sizes_identical()
+        skipping = fused_sgm.duplicate_block_sizes_identical()
         # Warm-up: lazy imports in this process and the worker pool's forkserver.
         first = tmp / "first.txt"
         first.write_text("".join(split.read_text().splitlines(keepends=True)[:2]))
@@ -189,9 +190,9 @@ def main(argv=None):
             width, height = (int(v) for v in size.lower().split("x"))
             pairs = []
             for s in samples:
-                target_path, other_path = hints.stereo_image_paths(str(data_path), s, ext)
-                pairs.append((hints.load_image(target_path, height, width),
-                              hints.load_image(other_path, height, width), s.side))
+                target_path, other_path = make_layout("kitti", str(data_path), img_ext=ext).stereo_image_paths(s)
+                pairs.append((images.load_rgb_array(target_path, height, width),
+                              images.load_rgb_array(other_path, height, width), s.side))
             rows = []  # (name, wall, cpu or None, note)
             t12, c12, all12 = best(bare_sgbm, pairs, skip_duplicates=False, threads=1)
             identical = sum(np.array_equal(c[8:], c[4:8]) for c in all12)

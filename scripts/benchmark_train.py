@@ -22,7 +22,7 @@ def _prepare_world(root: str) -> str:
     """Generate a small synthetic world (once) as real KITTI is stored: 1242x375 images, which
     the loader resizes, and hints at the paper's 1024x320; returns its split folder."""
     from depth_hints import synthetic
-    from depth_hints.hints import precompute
+    from depth_hints.precompute import precompute
     from depth_hints.options import parse_precompute
     summary = synthetic.write_synthetic_kitti(root, num_drives=2, frames_per_drive=10, width=1242,
                                               height=375, seed=0)

@@ -4,7 +4,7 @@
     python scripts/export_gt_depth.py --data_path kitti_data --split eigen_benchmark
     python scripts/export_gt_depth.py --data_path kitti_data --split path/to/split --mode dense
 
-Logic: depth_hints/kitti.py (export_gt_depths).
+Logic: datasets/kitti_raw.py (export_gt_depths).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     args = export_parser().parse_args(argv)
 
     def run() -> int:
-        from depth_hints.kitti import export_gt_depths
+        from datasets.kitti_raw import export_gt_depths
         path = export_gt_depths(args.data_path, args.split, args.mode, args.output)
         print(f"-> Saved ground truth to {path}")
         return 0

@@ -6,7 +6,7 @@ Example (FlyingThings3D only; TRAIN -> train and val, TEST -> test)::
     python scripts/make_sceneflow_splits.py --data_path data/sceneflow --out_dir splits/sceneflow
 
 Add Driving and Monkaa to the training lists with --subsets flyingthings3d driving monkaa.
-The root layout and the line format are described in datasets/sceneflow_dataset.py.
+The root layout and the line format are described in datasets/sceneflow.py.
 """
 
 import argparse
@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets.sceneflow_dataset import PASSES, SUBSETS, make_sceneflow_splits  # noqa: E402
+from datasets.sceneflow import PASSES, SUBSETS, make_sceneflow_splits  # noqa: E402
 from depth_hints.splits import PROJECT_SPLITS_DIR  # noqa: E402
 
 

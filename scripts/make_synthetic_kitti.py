@@ -9,7 +9,7 @@ Examples (the defaults give 4 drives x 50 frames at KITTI size; with --layout sc
 
 Existing complete files are reused; pass --overwrite to regenerate them. Split lists go to
 <out_dir>/splits/<split_name>/ (for sceneflow written by make_sceneflow_splits: train/val from
-TRAIN, test from TEST). See depth_hints/synthetic.py for the world, the rigs and the layouts.
+TRAIN, test from TEST). See depth_hints/synthetic/ for the world, the rigs and the layouts.
 """
 
 import argparse
@@ -71,7 +71,7 @@ def main(argv=None):
             seed=args.seed, split_name=args.split_name, overwrite=args.overwrite,
             show_progress=True)
     else:
-        from datasets.sceneflow_dataset import make_sceneflow_splits
+        from datasets.sceneflow import make_sceneflow_splits
 
         summary = write_synthetic_sceneflow(
             out_dir=args.out_dir, num_sequences=args.num_drives,

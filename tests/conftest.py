@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_hints.hints import hint_file_path, save_hint
+from depth_hints.hint_files import hint_file_path, save_hint
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

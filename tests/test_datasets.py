@@ -7,7 +7,7 @@ import torch
 
 import datasets
 from depth_hints import geometry
-from depth_hints.hints import HintFileError, hint_file_path
+from depth_hints.hint_files import HintFileError, hint_file_path
 from depth_hints.splits import SplitError, read_split_file
 from conftest import FOLDER
 

@@ -21,8 +21,9 @@ import skimage.data
 import torch
 
 import precompute_depth_hints
-from datasets.kitti_dataset import kitti_dense_depth_path
-from depth_hints import geometry, hints, splits
+from datasets.kitti_raw import KITTI_BASELINE_M
+from datasets.registry import make_layout
+from depth_hints import fused_sgm, geometry, hint_files, precompute, splits
 from depth_hints.options import parse_precompute
 
 HEIGHT, WIDTH = 64, 256
@@ -80,21 +81,21 @@ def scene():
 @pytest.fixture(scope="module")
 def left_hint(scene):
     left, right, _, _ = scene
-    return hints.compute_hint(left, right, "l")
+    return fused_sgm.compute_hint(left, right, "l")
 
 
 # ----------------------------------------------------------------------------- matchers
 
 def test_bank_is_the_papers_twelve_in_order():
-    bank = hints.sgbm_bank()
+    bank = fused_sgm.sgbm_bank()
     assert [(m.block_size, m.num_disparities) for m in bank] == [
         (b, n) for b in (1, 2, 3) for n in (64, 96, 128, 160)]
-    assert hints.duplicate_sources(bank) == list(range(8)) + [4, 5, 6, 7]
+    assert fused_sgm.duplicate_sources(bank) == list(range(8)) + [4, 5, 6, 7]
 
 
 def test_each_matcher_is_close_to_the_truth_where_valid(scene, left_hint):
     _, _, gt_left, _ = scene
-    for spec, disparity in zip(hints.sgbm_bank(), left_hint.candidates):
+    for spec, disparity in zip(fused_sgm.sgbm_bank(), left_hint.candidates):
         valid = (disparity > 0) & (gt_left > 0)
         assert valid.mean() > 0.3, spec.name
         error = np.abs(disparity[valid] - gt_left[valid])
@@ -106,19 +107,19 @@ def test_each_matcher_is_close_to_the_truth_where_valid(scene, left_hint):
 
 def test_block_sizes_2_and_3_identical_so_skipping_them_changes_nothing(scene, left_hint):
     left, right, _, _ = scene
-    assert hints.duplicate_block_sizes_identical()
-    every = hints.run_matchers(left, right, skip_duplicates=False)
+    assert fused_sgm.duplicate_block_sizes_identical()
+    every = fused_sgm.run_matchers(left, right, skip_duplicates=False)
     np.testing.assert_array_equal(every[8:], every[4:8])
     np.testing.assert_array_equal(every, left_hint.candidates)
-    full = hints.compute_hint(left, right, "l", skip_duplicates=False)
+    full = fused_sgm.compute_hint(left, right, "l", skip_duplicates=False)
     np.testing.assert_array_equal(full.depth, left_hint.depth)
     np.testing.assert_array_equal(full.winner, left_hint.winner)
 
 
 def test_threaded_matchers_equal_serial(scene):
     left, right, _, _ = scene
-    np.testing.assert_array_equal(hints.run_matchers(left, right, threads=3),
-                                  hints.run_matchers(left, right, threads=1))
+    np.testing.assert_array_equal(fused_sgm.run_matchers(left, right, threads=3),
+                                  fused_sgm.run_matchers(left, right, threads=1))
 
 
 # ----------------------------------------------------------------------------- the pick
@@ -129,7 +130,7 @@ def test_fused_hint_at_least_as_accurate_as_the_best_single_matcher(scene, left_
     good = lambda d: int(((d > 0) & (gt_left > 0) & (np.abs(d - gt_left) <= 1)).sum())
     best_single_good = max(good(c) for c in left_hint.candidates)
     assert good(fused) >= best_single_good
-    for spec, single in zip(hints.sgbm_bank(), left_hint.candidates):
+    for spec, single in zip(fused_sgm.sgbm_bank(), left_hint.candidates):
         both = (single > 0) & (fused > 0) & (gt_left > 0)  # compare on the same pixels
         fused_error = np.abs(fused[both] - gt_left[both])
         single_error = np.abs(single[both] - gt_left[both])
@@ -139,14 +140,14 @@ def test_fused_hint_at_least_as_accurate_as_the_best_single_matcher(scene, left_
     # The winner's disparity is the hint, and the hint's depth is the training's.
     picked = np.take_along_axis(left_hint.candidates, left_hint.winner[None], 0)[0]
     np.testing.assert_array_equal(np.where(picked > 0, picked, 0), fused)
-    expected_depth = hints.disparity_to_hint_depth(fused.astype(np.float64), WIDTH)
+    expected_depth = hint_files.disparity_to_hint_depth(fused.astype(np.float64), WIDTH)
     np.testing.assert_allclose(left_hint.depth, expected_depth, rtol=1e-6)
 
 
 def test_right_frame_gives_the_mirrored_result(scene):
     left, right, _, gt_right = scene
-    right_hint = hints.compute_hint(right, left, "r")
-    mirrored = hints.compute_hint(np.ascontiguousarray(right[:, ::-1]),
+    right_hint = fused_sgm.compute_hint(right, left, "r")
+    mirrored = fused_sgm.compute_hint(np.ascontiguousarray(right[:, ::-1]),
                                   np.ascontiguousarray(left[:, ::-1]), "l")
     np.testing.assert_array_equal(right_hint.candidates, mirrored.candidates[:, :, ::-1])
     # Same pick up to float rounding in near ties (bilinear weights from the other end).
@@ -164,30 +165,30 @@ def test_missing_disparity_competes_as_the_corner_pixel_by_default_strict_drops_
     for side, corner in (("l", other[0, 0]), ("r", other[0, -1])):
         target = np.broadcast_to(corner, other.shape).copy()  # looks like "the warp at infinity"
         candidates = np.stack([np.full((8, 20), -1.0), np.full((8, 20), 2.0)]).astype(np.float32)
-        disparity, winner = hints.fuse_candidates(target, other, candidates, side)
+        disparity, winner = fused_sgm.fuse_candidates(target, other, candidates, side)
         assert (winner == 0).all() and (disparity == 0).all()  # it wins: no hint
-        disparity, winner = hints.fuse_candidates(target, other, candidates, side, strict=True)
+        disparity, winner = fused_sgm.fuse_candidates(target, other, candidates, side, strict=True)
         assert (winner == 1).all() and (disparity == 2).all()
 
 
 def test_strict_candidates_cover_more_default_filters(scene, left_hint):
     left, right, gt_left, _ = scene
-    strict = hints.compute_hint(left, right, "l", strict=True)
+    strict = fused_sgm.compute_hint(left, right, "l", strict=True)
     any_valid = (strict.candidates > 0).any(0)
     assert (strict.disparity[any_valid] > 0).all()
     assert (strict.disparity[~any_valid] == 0).all()
-    assert hints.hint_coverage(strict.depth) >= hints.hint_coverage(left_hint.depth)
+    assert hint_files.hint_coverage(strict.depth) >= hint_files.hint_coverage(left_hint.depth)
 
 
 @pytest.mark.parametrize("side,strict", [("l", False), ("r", False), ("l", True)])
 def test_tiled_fusion_skipping_tied_candidates_equals_whole_image(scene, side, strict):
     left, right, _, _ = scene
     target, other = (left, right) if side == "l" else (right, left)
-    candidates = hints.match_view(target, other, side)[:8]
-    whole = hints.fuse_candidates(target / 255.0, other / 255.0, candidates, side, strict,
+    candidates = fused_sgm.match_view(target, other, side)[:8]
+    whole = fused_sgm.fuse_candidates(target / 255.0, other / 255.0, candidates, side, strict,
                                   tile=None)
-    for tile in (hints.CPU_TILE, (7, 50), (64, 33)):  # ragged tiles too
-        tiled = hints.fuse_candidates(target / 255.0, other / 255.0, candidates, side, strict,
+    for tile in (fused_sgm.CPU_TILE, (7, 50), (64, 33)):  # ragged tiles too
+        tiled = fused_sgm.fuse_candidates(target / 255.0, other / 255.0, candidates, side, strict,
                                       tile=tile)
         np.testing.assert_array_equal(tiled[1], whole[1])
         np.testing.assert_array_equal(tiled[0], whole[0])
@@ -197,7 +198,7 @@ def test_relevant_candidates_marks_differences_and_their_neighbourhood():
     base = np.arange(6 * 7, dtype=np.float32).reshape(6, 7)
     changed = base.copy()
     changed[2, 3] = -1
-    relevant = hints.relevant_candidates(np.stack([base, base, changed]))
+    relevant = fused_sgm.relevant_candidates(np.stack([base, base, changed]))
     assert relevant[0].all() and not relevant[1].any()
     expected = np.zeros((6, 7), bool)
     expected[1:4, 2:5] = True
@@ -208,16 +209,16 @@ def test_relevant_candidates_marks_differences_and_their_neighbourhood():
 
 def test_depth_disparity_round_trip_with_training_intrinsics():
     disparity = np.array([[-1.0, 0.0, 0.0625, 1.0, 17.5, 160.0]])
-    depth = hints.disparity_to_hint_depth(disparity, 1024)
+    depth = hint_files.disparity_to_hint_depth(disparity, 1024)
     fx = geometry.KITTI_NORMALISED_INTRINSICS[0] * 1024
     np.testing.assert_allclose(depth[0, 2:], fx * geometry.NOMINAL_BASELINE / disparity[0, 2:])
     assert (depth[0, :2] == 0).all()
-    np.testing.assert_allclose(hints.hint_depth_to_disparity(depth, 1024), np.maximum(disparity, 0))
+    np.testing.assert_allclose(hint_files.hint_depth_to_disparity(depth, 1024), np.maximum(disparity, 0))
     # The trainer's camera: a hint of depth z shifts a pixel by exactly d through the stereo pose.
     height, width = 6, 32
     K = geometry.kitti_intrinsics(width, height)[None]
     d = 5.25
-    hint_value = float(hints.disparity_to_hint_depth(np.array(d), width))
+    hint_value = float(hint_files.disparity_to_hint_depth(np.array(d), width))
     hint_depth = torch.full((1, 1, height, width), hint_value)
     grid = geometry.project(geometry.backproject(hint_depth, torch.linalg.inv(K)), K,
                             geometry.stereo_transform("l")[None], height, width)
@@ -233,11 +234,11 @@ def test_horizontal_warp_equals_backproject_project_grid_sample(side):
     other = torch.rand(1, 3, height, width)
     disparity = torch.rand(n, height, width) * 14 - 2  # includes no-disparity (<= 0) pixels
     disparity[0, :3] = 0
-    depth = hints.disparity_to_hint_depth(disparity, width)[:, None]
+    depth = hint_files.disparity_to_hint_depth(disparity, width)[:, None]
     K = geometry.kitti_intrinsics(width, height)[None].repeat(n, 1, 1)
     T = geometry.stereo_transform(side)[None].repeat(n, 1, 1)
     reference = geometry.warp(other.expand(n, -1, -1, -1), depth, K, torch.linalg.inv(K), T)
-    warped = hints.warp_horizontal(other, disparity, side)
+    warped = fused_sgm.warp_horizontal(other, disparity, side)
     torch.testing.assert_close(warped, reference, atol=1e-4, rtol=0)
     corner = other[0, :, 0, 0] if side == "l" else other[0, :, 0, -1]
     torch.testing.assert_close(warped[0, :, 0], corner[:, None].expand(3, width))
@@ -245,27 +246,27 @@ def test_horizontal_warp_equals_backproject_project_grid_sample(side):
 
 def test_the_pick_uses_the_trainers_photometric_error(scene, monkeypatch):
     from depth_hints import losses
-    assert hints.photometric_error is losses.photometric_error
+    assert fused_sgm.photometric_error is losses.photometric_error
     left, right, _, _ = scene
-    candidates = hints.match_view(left, right, "l")[:8]
+    candidates = fused_sgm.match_view(left, right, "l")[:8]
     calls = []
     def counting(pred, target):
         calls.append(pred.shape)
         return losses.photometric_error(pred, target)
 
-    monkeypatch.setattr(hints, "photometric_error", counting)
-    hints.fuse_candidates(left / 255.0, right / 255.0, candidates, "l")
+    monkeypatch.setattr(fused_sgm, "photometric_error", counting)
+    fused_sgm.fuse_candidates(left / 255.0, right / 255.0, candidates, "l")
     assert calls
 
 
 # ----------------------------------------------------------------------------- files
 
 def test_float16_hint_loads_as_float32_of_the_right_shape(tmp_path, left_hint):
-    path = hints.hint_file_path(str(tmp_path), FOLDER, 7, "l")
-    hints.save_hint(path, left_hint.depth, "float16")
+    path = hint_files.hint_file_path(str(tmp_path), FOLDER, 7, "l")
+    hint_files.save_hint(path, left_hint.depth, "float16")
     raw = np.load(path)
     assert raw.dtype == np.float16 and raw.shape == (1, HEIGHT, WIDTH)
-    loaded = hints.load_hint(path)
+    loaded = hint_files.load_hint(path)
     assert loaded.dtype == np.float32 and loaded.shape == (HEIGHT, WIDTH)
     np.testing.assert_allclose(loaded, left_hint.depth, rtol=1e-3)
     assert ((loaded > 0) == (left_hint.depth > 0)).all()
@@ -278,17 +279,17 @@ def test_stale_temporaries_are_removed_only_when_old(tmp_path):
         p.write_bytes(b"x")
     os.utime(old, (time.time() - 3600,) * 2)
     os.utime(keep, (time.time() - 3600,) * 2)
-    assert hints.remove_stale_temporaries([str(tmp_path)]) == 1
+    assert hint_files.remove_stale_temporaries([str(tmp_path)]) == 1
     assert not old.exists() and young.exists() and keep.exists()
 
 
 def test_gt_disparity_folder_is_rescaled_to_hint_width(tmp_path):
     gt = np.zeros((32, 512), np.float32)
     gt[:, 100:] = 20.0
-    path = hints.hint_file_path(str(tmp_path), FOLDER, 3, "r")
+    path = hint_files.hint_file_path(str(tmp_path), FOLDER, 3, "r")
     os.makedirs(os.path.dirname(path))
     np.save(path, gt)
-    loaded, source = hints.load_gt_disparity("unused", str(tmp_path), FOLDER, 3, "r", 16, 256)
+    loaded, source = precompute.load_gt_disparity(make_layout("kitti", "unused"), str(tmp_path), FOLDER, 3, "r", 16, 256)
     assert source == "gt_disparity" and loaded.shape == (16, 256)
     assert set(np.unique(loaded)) == {0.0, 10.0}
 
@@ -311,9 +312,9 @@ def write_kitti(root: Path, frames=FRAMES, gt=True, skip_images=()):
                 cv2.imwrite(str(image_path), image[..., ::-1])  # RGB -> BGR for OpenCV
             if gt:
                 safe = np.maximum(gt_disp, 1e-6)
-                depth_m = np.where(gt_disp > 0, fx_img * hints.SYNTHETIC_BASELINE_M / safe, 0)
+                depth_m = np.where(gt_disp > 0, fx_img * KITTI_BASELINE_M / safe, 0)
                 side = "l" if cam == "image_02" else "r"
-                gt_path = Path(kitti_dense_depth_path(str(root), FOLDER, frame, side))
+                gt_path = Path(make_layout("kitti", str(root)).gt_path(FOLDER, frame, side))
                 gt_path.parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(gt_path), np.round(depth_m * 256).astype(np.uint16))
     split = root / "files.txt"
@@ -328,7 +329,7 @@ def options_for(root: Path, split: Path, save: Path, *extra):
 
 
 def hint_paths(save: Path, frames=FRAMES):
-    return [Path(hints.hint_file_path(str(save), FOLDER, f, s)) for f, s in frames]
+    return [Path(hint_files.hint_file_path(str(save), FOLDER, f, s)) for f, s in frames]
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +339,7 @@ def clean_run(tmp_path_factory):
     split = write_kitti(root)
     save = root / "hints_clean"
     report = root / "report.json"
-    summary = hints.precompute(options_for(root, split, save, "--report", str(report)),
+    summary = precompute.precompute(options_for(root, split, save, "--report", str(report)),
                                progress=False, verbose=False)
     return root, split, save, summary, json.loads(report.read_text())
 
@@ -350,9 +351,9 @@ def test_precompute_writes_the_layout_and_a_report(clean_run, left_hint):
         raw = np.load(path)
         assert raw.dtype == np.float32 and raw.shape == (1, HEIGHT, WIDTH)
     # Frame 0 is the scene of the fixtures: the file holds exactly compute_hint's depth.
-    np.testing.assert_array_equal(hints.load_hint(str(hint_paths(save)[0])), left_hint.depth)
+    np.testing.assert_array_equal(hint_files.load_hint(str(hint_paths(save)[0])), left_hint.depth)
     assert 0.5 < summary.mean_coverage < 1
-    names = [m.name for m in hints.sgbm_bank()]
+    names = [m.name for m in fused_sgm.sgbm_bank()]
     assert [f["status"] for f in report["frames"]] == ["computed"] * 3
     for frame in report["frames"]:
         assert frame["gt"] == "synthetic"
@@ -366,12 +367,12 @@ def test_precompute_writes_the_layout_and_a_report(clean_run, left_hint):
 def test_rerun_skips_valid_files_and_recomputes_corrupt_ones(tmp_path, clean_run):
     root, split, clean, _, _ = clean_run
     save = tmp_path / "hints"
-    hints.precompute(options_for(root, split, save), progress=False, verbose=False)
+    precompute.precompute(options_for(root, split, save), progress=False, verbose=False)
     paths = hint_paths(save)
     paths[0].write_bytes(paths[0].read_bytes()[:100])  # truncated
     paths[1].write_bytes(b"not a numpy file")  # garbage
     before = paths[2].stat().st_mtime_ns
-    summary = hints.precompute(options_for(root, split, save, "--report", str(tmp_path / "r.json")),
+    summary = precompute.precompute(options_for(root, split, save, "--report", str(tmp_path / "r.json")),
                                progress=False, verbose=False)
     assert (summary.computed, summary.replaced, summary.skipped) == (2, 2, 1)
     assert paths[2].stat().st_mtime_ns == before
@@ -395,17 +396,17 @@ def test_interrupted_run_leaves_only_complete_files_and_rerun_matches_clean(tmp_
             raise KeyboardInterrupt
         return real_save(file, array, *args, **kwargs)
 
-    monkeypatch.setattr(hints.np, "save", dying_save)
+    monkeypatch.setattr(hint_files.np, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        hints.precompute(options_for(root, split, save), progress=False, verbose=False,
+        precompute.precompute(options_for(root, split, save), progress=False, verbose=False,
                          threads=1)
-    monkeypatch.setattr(hints.np, "save", real_save)
+    monkeypatch.setattr(hint_files.np, "save", real_save)
     present = sorted(save.rglob("*.npy"))
     assert present and not hint_paths(save)[1].exists()  # the frame that died has no file
     for path in present:
-        hints.load_hint(str(path))
+        hint_files.load_hint(str(path))
     assert not list(save.rglob("*.tmp*"))  # the half-written temporary was removed
-    summary = hints.precompute(options_for(root, split, save), progress=False, verbose=False)
+    summary = precompute.precompute(options_for(root, split, save), progress=False, verbose=False)
     assert summary.computed == 3 - len(present) and summary.skipped == len(present)
     for path, reference in zip(hint_paths(save), hint_paths(clean)):
         assert path.read_bytes() == reference.read_bytes()
@@ -442,19 +443,19 @@ def test_killed_process_then_worker_pool_rerun_matches_clean_run(tmp_path, clean
     process.wait()
     written = list(save.rglob("*.npy"))
     for path in written:  # every hint-named file is complete
-        hints.load_hint(str(path))
+        hint_files.load_hint(str(path))
     # Finish with two worker processes; every file equals the clean in-process one.
-    summary = hints.precompute(parse_precompute([*argv, "--num_workers", "2"]),
+    summary = precompute.precompute(parse_precompute([*argv, "--num_workers", "2"]),
                                progress=False, verbose=False)
     assert summary.ok and summary.replaced == 0
     assert (summary.skipped, summary.computed) == (len(written), len(expected) - len(written))
     for index, side, frame in expected:
-        made = Path(hints.hint_file_path(str(save), FOLDER, index, side))
-        first = Path(hints.hint_file_path(str(save), FOLDER, frame, side))
+        made = Path(hint_files.hint_file_path(str(save), FOLDER, index, side))
+        first = Path(hint_files.hint_file_path(str(save), FOLDER, frame, side))
         assert made.read_bytes() == first.read_bytes()
         if (frame, side) in FRAMES:
             assert made.read_bytes() == \
-                Path(hints.hint_file_path(str(clean), FOLDER, frame, side)).read_bytes()
+                Path(hint_files.hint_file_path(str(clean), FOLDER, frame, side)).read_bytes()
 
 
 def test_float16_run_and_missing_images_give_exit_code_1(tmp_path, capsys):
@@ -469,25 +470,26 @@ def test_float16_run_and_missing_images_give_exit_code_1(tmp_path, capsys):
     assert code == 1
     missing = str(root / FOLDER / "image_02" / "data" / f"{1:010d}.png")
     assert missing in out and "missing input images (1," in out
-    done = hints.hint_file_path(str(save), FOLDER, 0, "l")
+    done = hint_files.hint_file_path(str(save), FOLDER, 0, "l")
     assert np.load(done).dtype == np.float16
-    assert hints.load_hint(done).dtype == np.float32
-    assert not os.path.exists(hints.hint_file_path(str(save), FOLDER, 1, "r"))
+    assert hint_files.load_hint(done).dtype == np.float32
+    assert not os.path.exists(hint_files.hint_file_path(str(save), FOLDER, 1, "r"))
 
 
 def test_matching_in_workers_and_fusing_in_the_main_process_is_identical(clean_run):
     # The CUDA layout (workers match, the main process fuses), exercised on the CPU.
     root, split, clean, _, _ = clean_run
-    job = hints.FrameJob(data_path=str(root), save_path=str(root / "hints_main_fused"),
-                         height=HEIGHT, width=WIDTH, ext=".png", dtype="float32", strict=False,
+    job = precompute.FrameJob(layout=make_layout("kitti", str(root), img_ext=".png"),
+                              save_path=str(root / "hints_main_fused"),
+                              height=HEIGHT, width=WIDTH, dtype="float32", strict=False,
                          overwrite=True, report=False, gt_disparity=None, skip_duplicates=True,
                          fuse=False)
     sample = splits.read_split_file(split)[2]
-    matched = hints.process_frame(job, 2, sample)
-    assert isinstance(matched, hints._Matched)
-    hints._finish_frame(job, sample, 2, matched.target, matched.other, matched.candidates,
+    matched = precompute.process_frame(job, 2, sample)
+    assert isinstance(matched, precompute._Matched)
+    precompute._finish_frame(job, sample, 2, matched.target, matched.other, matched.candidates,
                         matched.replaced, device="cpu")
-    assert Path(hints.hint_file_path(job.save_path, FOLDER, 2, "r")).read_bytes() == \
+    assert Path(hint_files.hint_file_path(job.save_path, FOLDER, 2, "r")).read_bytes() == \
         hint_paths(clean)[2].read_bytes()
 
 

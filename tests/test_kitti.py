@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from datasets.kitti_raw import KittiRawLayout, export_gt_depths
 from depth_hints import kitti
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,7 +256,7 @@ def test_export_dense_mode_and_output_override(tmp_path):
 def test_export_needs_a_mode_for_unknown_folders(tmp_path):
     split = _split(tmp_path / "my_split")
     with pytest.raises(kitti.KittiDataError, match="--mode"):
-        kitti.export_gt_depths(str(tmp_path), str(split))
+        export_gt_depths(str(tmp_path), str(split))
 
 
 def test_export_names_the_missing_file(tmp_path, capsys):
@@ -275,6 +276,7 @@ def test_real_eigen_list_paths():
     samples = read_split_file("/work/shared/kitti_splits/eigen/test_files.txt")
     assert len(samples) == 697
     first = samples[0]
-    assert kitti.velodyne_path("K", first.folder, first.frame_index) == os.path.join(
+    layout = KittiRawLayout("K")
+    assert layout.velodyne_path(first.folder, first.frame_index) == os.path.join(
         "K", "2011_09_26/2011_09_26_drive_0002_sync", "velodyne_points", "data", "0000000069.bin")
-    assert kitti.calib_dir_of("K", first.folder) == os.path.join("K", "2011_09_26")
+    assert layout.calib_dir(first.folder) == os.path.join("K", "2011_09_26")

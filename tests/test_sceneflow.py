@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 import datasets
-from datasets.sceneflow_dataset import (
-    SCENEFLOW_STEREO_SCALE_FACTOR, SceneFlowDataset, SceneFlowError, make_sceneflow_splits,
-    sceneflow_disparity_path, sceneflow_image_path)
+from datasets.sceneflow import (
+    SCENEFLOW_STEREO_SCALE_FACTOR, SceneFlowError, make_sceneflow_splits, sceneflow_disparity_path,
+    sceneflow_image_path)
+from datasets.sceneflow_dataset import SceneFlowDataset
 from depth_hints import geometry
 from depth_hints.pfm import PFMError, read_pfm, write_pfm
 from depth_hints.splits import read_split_file

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import networks
-from datasets.sceneflow_dataset import (
-    SCENEFLOW_STEREO_SCALE_FACTOR, SceneFlowDataset, make_sceneflow_splits,
-    read_sceneflow_disparity, sceneflow_disparity_path, sceneflow_image_path)
+from datasets.sceneflow import (
+    SCENEFLOW_STEREO_SCALE_FACTOR, make_sceneflow_splits, read_sceneflow_disparity,
+    sceneflow_disparity_path, sceneflow_image_path)
+from datasets.sceneflow_dataset import SceneFlowDataset
 from depth_hints import evaluation as ev
 from depth_hints import synthetic as S
 from depth_hints.checkpoints import save_weights_folder
@@ -238,23 +239,23 @@ def test_evaluation_warnings_model_prediction_and_missing_split(world, tmp_path,
 # ----------------------------------------------------------------------------- hints
 
 def test_bank_disparities_follow_focal_length_and_width():
-    from depth_hints import hints
+    from depth_hints import fused_sgm
 
     sceneflow_35mm = 1050.0 / 960.0
-    assert hints.bank_disparities(960, sceneflow_35mm) == (128, 176, 240, 288)
-    assert hints.bank_disparities(480, sceneflow_35mm) == (64, 96, 128, 144)
-    assert hints.bank_disparities(RENDER_W, sceneflow_35mm) == (32, 48, 64, 80)
-    assert hints.bank_disparities(1024, 0.58) == hints.NUM_DISPARITIES  # KITTI's own bank
-    assert hints.bank_disparities(64, sceneflow_35mm) == (16, 32)  # at least 16, no duplicates
-    assert hints.bank_disparities(64, 8.0) == (48,)  # at most the last multiple of 16 below W
-    assert [m.name for m in hints.sgbm_bank((16, 32))] == [
+    assert fused_sgm.bank_disparities(960, sceneflow_35mm) == (128, 176, 240, 288)
+    assert fused_sgm.bank_disparities(480, sceneflow_35mm) == (64, 96, 128, 144)
+    assert fused_sgm.bank_disparities(RENDER_W, sceneflow_35mm) == (32, 48, 64, 80)
+    assert fused_sgm.bank_disparities(1024, 0.58) == fused_sgm.NUM_DISPARITIES  # KITTI's own bank
+    assert fused_sgm.bank_disparities(64, sceneflow_35mm) == (16, 32)  # at least 16, no duplicates
+    assert fused_sgm.bank_disparities(64, 8.0) == (48,)  # at most the last multiple of 16 below W
+    assert [m.name for m in fused_sgm.sgbm_bank((16, 32))] == [
         "bs1_nd16", "bs1_nd32", "bs2_nd16", "bs2_nd32", "bs3_nd16", "bs3_nd32"]
 
 
 @pytest.fixture(scope="module")
 def hint_run(world):
     """Hints of every train and test frame of the synthetic tree at its own size, with a report."""
-    from depth_hints.hints import precompute
+    from depth_hints.precompute import precompute
     from depth_hints.options import parse_precompute
 
     root, split = world
@@ -270,7 +271,7 @@ def hint_run(world):
 
 
 def test_hints_on_synthetic_sceneflow_are_close_to_the_true_disparity(world, hint_run):
-    from depth_hints.hints import hint_file_path, load_hint
+    from depth_hints.hint_files import hint_file_path, load_hint
 
     root, _ = world
     save_path, report = hint_run

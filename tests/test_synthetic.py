@@ -1,4 +1,4 @@
-"""Tests of the procedural KITTI-layout world (depth_hints/synthetic.py)."""
+"""Tests of the procedural KITTI-layout world (depth_hints/synthetic/)."""
 from __future__ import annotations
 
 import glob

@@ -1,0 +1,551 @@
+"""The precompute run: the jobs of a split, the worker pool, resume, verification and the report.
+
+For each split sample the dataset's layout (datasets/) gives both views' images, the camera
+and the ground truth; ``fused_sgm`` (``match_view``, ``fuse_candidates``) makes the hint and
+``hint_files`` writes it. Existing valid hints are skipped, corrupt or differently sized ones
+recomputed; every write is atomic. A layout whose ``scaled_matcher_bank`` is False (KITTI)
+keeps the paper's bank at any width; the others scale it to their focal length.
+
+Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
+resize); SGBM sees the resized uint8 images, the photometric pick the same images / 255.
+
+SceneFlow (``--dataset sceneflow``): images of --sceneflow_pass from its layout,
+the same fused SGM, hints in the same nominal convention with the sequence's own normalised
+focal length: depth = fx_norm * W * 0.1 / d (fx_norm = 1050 / 960 for the 35 mm renders), the
+depth the training's SceneFlow intrinsics and 0.1 stereo baseline expect. The bank's
+numDisparities are scaled (``bank_disparities``) so that it spans the same nominal depths as
+KITTI's bank at 1024 px: 128, 176, 240, 288 px for 35 mm renders matched at 960 px. --report
+scores against the PFM ground truth.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from datasets.layout import DatasetLayout, LayoutError
+from datasets.registry import make_layout
+from depth_hints import splits
+from depth_hints.atomic import atomic_write
+from depth_hints.errors import DepthHintsError
+from depth_hints.fused_sgm import (CPU_TILE, bank_disparities, distinct_indices,
+                                   duplicate_block_sizes_identical, fuse_candidates, match_view,
+                                   sgbm_bank)
+from depth_hints.hint_files import (HintFileError, disparity_to_hint_depth, hint_coverage,
+                                    hint_depth_to_disparity, hint_file_path, load_hint,
+                                    remove_stale_temporaries, save_hint)
+from depth_hints.images import load_rgb_array
+from depth_hints.metrics import disparity_errors
+from depth_hints.options import device_from, to_json_dict
+
+
+class PrecomputeError(DepthHintsError, ValueError):
+    """A bad input to the precompute (split file, dataset); the message names the fix."""
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+#: the report's name of a ground-truth source, by kind (kept from the first two datasets)
+GT_SOURCE_NAMES = {"depth": "synthetic", "disparity": "sceneflow_pfm"}
+
+
+def _resize_disparity(gt: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Disparity [h,w] in pixels at width w -> [height,width] at ``width`` (nearest neighbour,
+    values times width / w); 0 where not finite or <= 0."""
+    gt = np.where(np.isfinite(gt), gt, 0).astype(np.float32)
+    scale = width / gt.shape[1]
+    gt = cv2.resize(gt, (width, height), interpolation=cv2.INTER_NEAREST) * scale
+    return np.where(gt > 0, gt, 0).astype(np.float32)
+
+
+def load_gt_disparity(layout: DatasetLayout, gt_disparity_root: Optional[str], folder: str,
+                      frame_index: int, side: str, height: int, width: int):
+    """Ground-truth disparity [height,width] in pixels at hint resolution, or (None, None).
+
+    ``gt_disparity_root``: ``<root>/<folder>/image_0x/<frame>.npy`` disparities in pixels at the
+    original image width (rescaled by width ratio). Otherwise the layout's ground truth, where
+    its file exists: a disparity map (SceneFlow's PFM) rescaled likewise, or a depth map in
+    metres (KITTI's dense PNG, the synthetic world's) resized with nearest neighbour and
+    converted with the layout's camera: disparity = fx_norm * width * baseline / depth (0.58 *
+    width * 0.54 on KITTI). Returns (gt [H,W] float32 or None, source name or None)."""
+    if gt_disparity_root:
+        path = hint_file_path(gt_disparity_root, folder, frame_index, side)
+        if not os.path.isfile(path):
+            return None, None
+        gt = np.load(path, allow_pickle=False).astype(np.float32)
+        return _resize_disparity(gt.reshape(gt.shape[-2:]), height, width), "gt_disparity"
+    path = layout.gt_path(folder, frame_index, side)
+    if path is None or not os.path.isfile(path):
+        return None, None
+    gt = layout.read_gt(folder, frame_index, side)
+    if gt.kind == "disparity":
+        return _resize_disparity(gt.values, height, width), GT_SOURCE_NAMES["disparity"]
+    depth_m = cv2.resize(gt.values, (width, height), interpolation=cv2.INTER_NEAREST)
+    disparity = layout.camera(folder).depth_to_disparity(depth_m.astype(np.float64), width)
+    return disparity.astype(np.float32), GT_SOURCE_NAMES["depth"]
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclasses.dataclass(frozen=True)
+class FrameJob:
+    """Everything a worker needs, read from the options once."""
+    layout: DatasetLayout  # where the images and ground truth are, and the camera
+    save_path: str
+    height: int
+    width: int
+    dtype: str
+    strict: bool
+    overwrite: bool
+    report: bool
+    gt_disparity: Optional[str]
+    skip_duplicates: bool
+    fuse: bool  # False: the worker stops after matching (the main process fuses on the GPU)
+
+
+def sample_camera(job: FrameJob, sample) -> tuple:
+    """(normalised focal length fx / W, matcher bank) of a sample, from its layout's camera:
+    the paper's bank where the layout keeps it (KITTI, at any width), else ``bank_disparities``
+    at the hint width (SceneFlow: the sequence's focal length)."""
+    fx_normalised = job.layout.camera(sample.folder).fx_normalised
+    if not job.layout.scaled_matcher_bank:
+        return fx_normalised, sgbm_bank()
+    return fx_normalised, sgbm_bank(bank_disparities(job.width, fx_normalised))
+
+
+@dataclasses.dataclass
+class FrameResult:
+    """What happened to one frame."""
+    index: int
+    status: str  # computed | skipped | missing | failed
+    coverage: Optional[float] = None
+    replaced: bool = False  # an invalid existing file was recomputed
+    missing: tuple = ()
+    message: str = ""
+    accuracy: Optional[dict] = None  # {"gt": source, "hint": {...}, "matchers": {name: {...}}}
+    cpu_seconds: float = 0.0  # CPU time of the thread that did the frame (without GPU fusion)
+
+
+@dataclasses.dataclass
+class _Matched:
+    """A frame matched in a worker, to be fused in the main process."""
+    index: int
+    target: np.ndarray
+    other: np.ndarray
+    candidates: np.ndarray
+    replaced: bool
+    cpu_seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class PrecomputeSummary:
+    """The outcome of a run; ``ok`` is False when any frame failed or lacked images."""
+    total: int
+    computed: int
+    skipped: int
+    replaced: int
+    failed: list  # [(sample, message)] frames that failed for reasons other than missing images
+    missing_images: list  # paths of missing input images
+    missing_frames: int
+    mean_coverage: Optional[float]
+    seconds: float
+    save_path: str
+    report_path: Optional[str] = None
+    skipped_duplicate_matchers: bool = True
+    removed_temporaries: int = 0
+    cpu_seconds_per_frame: Optional[float] = None  # mean over computed frames
+    parallelism: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.missing_frames
+
+    def to_dict(self) -> dict:
+        """JSON-ready counts and timings (failed frames as 'folder frame side: message')."""
+        return {"total": self.total, "computed": self.computed, "skipped": self.skipped,
+                "replaced": self.replaced,
+                "failed": [f"{s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed],
+                "missing_frames": self.missing_frames, "missing_images": self.missing_images,
+                "mean_coverage": self.mean_coverage, "seconds": self.seconds,
+                "cpu_seconds_per_frame": self.cpu_seconds_per_frame,
+                "parallelism": self.parallelism,
+                "skipped_duplicate_matchers": self.skipped_duplicate_matchers}
+
+    def format(self) -> str:
+        """A human-readable multi-line summary."""
+        rate = ""
+        if self.computed:
+            rate = f"{self.seconds / self.computed:.3f} s/frame"
+            if self.cpu_seconds_per_frame is not None:
+                rate += f", {self.cpu_seconds_per_frame:.3f} CPU s/frame"
+            rate += "; "
+        lines = [f"Depth hints -> {self.save_path}: {self.total} frames in {self.seconds:.1f} s "
+                 f"({self.parallelism})",
+                 f"  computed {self.computed} ({rate}{self.replaced} corrupt or mismatched files "
+                 f"replaced), skipped {self.skipped} existing, "
+                 f"failed {len(self.failed) + self.missing_frames}"]
+        if self.mean_coverage is not None:
+            lines.append(f"  mean hint coverage {self.mean_coverage:.4f}")
+        if self.removed_temporaries:
+            lines.append(f"  removed {self.removed_temporaries} temporary files of an "
+                         f"interrupted run")
+        if self.missing_images:
+            lines.append(f"  missing input images ({len(self.missing_images)}, "
+                         f"{self.missing_frames} frames without a hint):")
+            lines += [f"    {p}" for p in self.missing_images]
+        if self.failed:
+            lines.append(f"  failed frames ({len(self.failed)}):")
+            lines += [f"    {s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed]
+        if self.report_path:
+            lines.append(f"  report: {self.report_path}")
+        return "\n".join(lines)
+
+
+def default_filenames() -> str:
+    """The default split file: splits/eigen_full/all_files.txt under the project."""
+    return str(splits.PROJECT_SPLITS_DIR / "eigen_full" / "all_files.txt")
+
+
+_SUPPORTED_DATASETS = ("kitti", "kitti_depth", "kitti_test", "sceneflow")  # layouts with a stereo pair per line
+SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
+
+
+def default_sceneflow_filenames() -> list:
+    """SceneFlow's default lists: splits/sceneflow/train_files.txt and val_files.txt (those that
+    exist), so that training and validation both find their hints."""
+    folder = splits.PROJECT_SPLITS_DIR / "sceneflow"
+    return [str(folder / name) for name in ("train_files.txt", "val_files.txt")
+            if (folder / name).is_file()]
+
+
+def _check_inputs(options, layout: DatasetLayout) -> list:
+    if options.dataset not in _SUPPORTED_DATASETS:
+        raise PrecomputeError(f"--dataset {options.dataset}: hints are computed for the KITTI raw "
+                              f"layout (--dataset kitti) and SceneFlow (--dataset sceneflow).")
+    if options.num_workers < 0:
+        raise PrecomputeError(f"--num_workers {options.num_workers}: must be >= 0 "
+                              f"(0 = in-process).")
+    if options.dataset == "sceneflow" and not options.filenames:
+        filenames = default_sceneflow_filenames()
+        if not filenames:
+            raise PrecomputeError(f"--dataset sceneflow without --filenames reads "
+                                  f"{splits.PROJECT_SPLITS_DIR / 'sceneflow'}/train_files.txt, which "
+                                  f"does not exist: run `{SCENEFLOW_SPLITS_HINT}` or pass "
+                                  f"--filenames <split file>.")
+    else:
+        filenames = [options.filenames or default_filenames()]
+        if not os.path.isfile(filenames[0]):
+            raise PrecomputeError(f"Split file {filenames[0]} does not exist: run "
+                                  f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
+    samples = [s for f in filenames for s in splits.read_split_file(f)]
+    for s in samples:
+        try:
+            layout.check_sample(s)
+        except LayoutError as e:
+            raise PrecomputeError(f"{e} (--dataset {options.dataset}, {', '.join(filenames)})") from None
+    unique = list(dict.fromkeys(samples))  # a frame listed twice is computed once
+    return unique
+
+
+def _existing_hint(path: str, height: int, width: int):
+    """(hint, None) for a valid existing file of the right size, (None, reason) otherwise,
+    (None, None) when there is no file."""
+    if not os.path.exists(path):
+        return None, None
+    try:
+        hint = load_hint(path)
+    except HintFileError as e:
+        return None, str(e)
+    if hint.shape != (height, width):
+        return None, f"{path} is {hint.shape[1]}x{hint.shape[0]}, not {width}x{height}"
+    return hint, None
+
+
+def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None, specs=None):
+    try:
+        gt, source = load_gt_disparity(job.layout, job.gt_disparity, sample.folder,
+                                       sample.frame_index, sample.side, job.height, job.width)
+    except Exception as e:  # a bad ground-truth file spoils the report, not the hint
+        return {"gt": None, "gt_error": f"{type(e).__name__}: {e}"}
+    if gt is None:
+        return None
+    out = {"gt": source, "hint": disparity_errors(disparity, gt)}
+    if candidates is not None:
+        out["matchers"] = {spec.name: disparity_errors(candidates[i], gt)
+                           for i, spec in enumerate(specs if specs is not None else sgbm_bank())}
+    return out
+
+
+def _finish_frame(job: FrameJob, sample, index: int, target, other, candidates, replaced: bool,
+                  device=None) -> FrameResult:
+    """Fuse matched candidates, write the hint atomically, score it."""
+    fx_normalised, specs = sample_camera(job, sample)
+    keep = distinct_indices(job.skip_duplicates, specs)
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    disparity, _ = fuse_candidates(target.astype(np.float32) / 255.0,
+                                   other.astype(np.float32) / 255.0, candidates[keep],
+                                   sample.side, strict=job.strict, device=device,
+                                   tile=None if on_gpu else CPU_TILE)
+    depth = disparity_to_hint_depth(disparity.astype(np.float64), job.width,
+                                    fx_normalised).astype(np.float32)
+    path = hint_file_path(job.save_path, sample.folder, sample.frame_index, sample.side)
+    save_hint(path, depth, job.dtype)
+    accuracy = _accuracy(job, sample, disparity, candidates, specs) if job.report else None
+    return FrameResult(index, "computed", hint_coverage(depth), replaced=replaced,
+                       accuracy=accuracy)
+
+
+def process_frame(job: FrameJob, index: int, sample, device=None):
+    """Do one frame: skip it if a valid hint exists, else load, match, fuse and save it.
+
+    Returns a FrameResult, or (``job.fuse`` False) a _Matched for the main process to fuse.
+    Never raises for a frame's own problems: they come back as 'missing' / 'failed'."""
+    cpu_start = time.thread_time()
+    outcome = _process_frame(job, index, sample, device)
+    outcome.cpu_seconds = time.thread_time() - cpu_start
+    return outcome
+
+
+def _process_frame(job: FrameJob, index: int, sample, device=None):
+    path = hint_file_path(job.save_path, sample.folder, sample.frame_index, sample.side)
+    try:
+        replaced = False
+        if not job.overwrite:
+            hint, problem = _existing_hint(path, job.height, job.width)
+            if hint is not None:
+                accuracy = None
+                if job.report:
+                    fx_normalised, _ = sample_camera(job, sample)
+                    accuracy = _accuracy(job, sample,
+                                         hint_depth_to_disparity(hint, job.width, fx_normalised))
+                return FrameResult(index, "skipped", hint_coverage(hint), accuracy=accuracy)
+            replaced = problem is not None
+        paths = job.layout.stereo_image_paths(sample)
+        missing = tuple(p for p in paths if not os.path.isfile(p))
+        if missing:
+            return FrameResult(index, "missing", missing=missing,
+                               message="missing image " + ", ".join(missing))
+        target, other = (load_rgb_array(p, job.height, job.width) for p in paths)
+        candidates = match_view(target, other, sample.side, sample_camera(job, sample)[1],
+                                skip_duplicates=job.skip_duplicates)
+        if not job.fuse:
+            return _Matched(index, target, other, candidates, replaced)
+        return _finish_frame(job, sample, index, target, other, candidates, replaced, device)
+    except Exception as e:  # one bad frame must not stop the others
+        return FrameResult(index, "failed", message=f"{type(e).__name__}: {e}")
+
+
+# Worker-process state, set once by the pool initializer.
+_WORKER_JOB: Optional[FrameJob] = None
+_WORKER_SAMPLES: Optional[list] = None
+
+
+def _init_worker(job: FrameJob, samples: list) -> None:
+    global _WORKER_JOB, _WORKER_SAMPLES
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    _WORKER_JOB, _WORKER_SAMPLES = job, samples
+
+
+def _worker_task(index: int):
+    return process_frame(_WORKER_JOB, index, _WORKER_SAMPLES[index])
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _pool_context():
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that has imported everything once.
+        context.set_forkserver_preload(["depth_hints.precompute"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _write_report(path: str, options, summary: PrecomputeSummary, samples, results) -> None:
+    frames = []
+    per_matcher: dict = {}
+    hint_scores = []
+    for sample, result in zip(samples, results):
+        entry = {"folder": sample.folder, "frame_index": sample.frame_index, "side": sample.side,
+                 "status": result.status if result else "not run",
+                 "coverage": result.coverage if result else None}
+        if result and result.message:
+            entry["message"] = result.message
+        if result and result.accuracy:
+            entry.update(result.accuracy)
+            if "hint" in result.accuracy:
+                hint_scores.append(result.accuracy["hint"])
+            for name, scores in result.accuracy.get("matchers", {}).items():
+                per_matcher.setdefault(name, []).append(scores)
+        frames.append(entry)
+
+    def mean_of(scores):
+        out = {}
+        for key in ("epe", "bad1", "bad3", "coverage"):
+            values = [s[key] for s in scores if s.get(key) is not None]
+            out[key] = float(np.mean(values)) if values else None
+        out["frames"] = len(scores)
+        return out
+
+    report = {
+        "summary": summary.to_dict(),
+        "accuracy_mean": {"hint": mean_of(hint_scores),
+                          "matchers": {name: mean_of(v) for name, v in per_matcher.items()}},
+        "options": to_json_dict(options),
+        "frames": frames,
+    }
+    with atomic_write(path, "w") as f:
+        json.dump(report, f, indent=1)
+
+
+def _bounded_map(executor, tasks, window: int):
+    """Run (fn, *args) tasks on ``executor`` with at most ``window`` pending; yield results in
+    completion order."""
+    pending = set()
+    try:
+        for fn, *args in tasks:
+            pending.add(executor.submit(fn, *args))
+            if len(pending) >= window:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+class _one_library_thread:
+    """Within the block torch and OpenCV use one thread each (restored after): the frames run
+    in parallel threads instead, and idle OpenMP threads spinning between frames would steal
+    the cores the matchers need."""
+
+    def __enter__(self):
+        self.saved = torch.get_num_threads(), cv2.getNumThreads()
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.saved[0])
+        cv2.setNumThreads(self.saved[1])
+
+
+def precompute(options, progress: bool = True, verbose: bool = True,
+               threads: Optional[int] = None) -> PrecomputeSummary:
+    """Compute the hints of every frame in ``options.filenames`` (PrecomputeOptions).
+
+    Existing valid hints are skipped (unless --overwrite_saved_depths); truncated, corrupt or
+    differently sized ones are recomputed. Each file is written by whoever computed it,
+    atomically, so an interrupted run loses nothing finished. Frames with missing images or
+    other errors are collected in the summary; the others complete.
+    --num_workers 0 runs in this process, ``threads`` frames at a time (default: one per core;
+    OpenCV and torch release the GIL); N > 0 uses N processes of one thread each, at most one
+    per usable core. The fusion runs on CUDA when present (not --no_cuda): then worker
+    processes only match and this process fuses."""
+    start = time.time()
+    layout = make_layout(options.dataset, options.data_path, img_ext=".png" if options.png else ".jpg",
+                         sceneflow_pass=options.sceneflow_pass)
+    samples = _check_inputs(options, layout)
+    device = device_from(options.no_cuda)
+    in_process = options.num_workers == 0 or len(samples) == 1
+    skip_duplicates = duplicate_block_sizes_identical()
+    if not skip_duplicates:
+        warnings.warn("OpenCV's StereoSGBM gives different maps for blockSize 2 and 3 here; "
+                      "running all 12 matchers.")
+    job = FrameJob(layout=layout, save_path=options.save_path,
+                   height=options.height, width=options.width, dtype=options.dtype,
+                   strict=options.strict_candidates, overwrite=options.overwrite_saved_depths,
+                   report=bool(options.report), gt_disparity=options.gt_disparity,
+                   skip_duplicates=skip_duplicates, fuse=in_process or device.type != "cuda")
+    directories = sorted({os.path.dirname(hint_file_path(options.save_path, s.folder,
+                                                         s.frame_index, s.side))
+                          for s in samples})
+    removed = remove_stale_temporaries(directories)
+
+    results: list = [None] * len(samples)
+    bar = tqdm(total=len(samples), unit="frame", desc="depth hints", disable=not progress,
+               dynamic_ncols=True, smoothing=0.1)
+    failures = 0
+
+    def collect(outcome):
+        nonlocal failures
+        if isinstance(outcome, _Matched):
+            sample = samples[outcome.index]
+            try:
+                cpu_seconds = outcome.cpu_seconds
+                outcome = _finish_frame(job, sample, outcome.index, outcome.target, outcome.other,
+                                        outcome.candidates, outcome.replaced, device=device)
+                outcome.cpu_seconds = cpu_seconds
+            except Exception as e:
+                outcome = FrameResult(outcome.index, "failed", message=f"{type(e).__name__}: {e}")
+        results[outcome.index] = outcome
+        bar.update(1)
+        if outcome.status in ("missing", "failed"):
+            failures += 1
+            bar.set_postfix(failed=failures)
+
+    try:
+        if in_process:
+            threads = max(1, min(threads or usable_cores(), len(samples)))
+            parallelism = f"in-process, {threads} thread{'s' * (threads > 1)}"
+            with _one_library_thread(), ThreadPoolExecutor(threads) as executor:
+                tasks = ((process_frame, job, index, sample, device)
+                         for index, sample in enumerate(samples))
+                for outcome in _bounded_map(executor, tasks, window=2 * threads):
+                    collect(outcome)
+        else:
+            # More processes than cores only add memory: the work is CPU-bound.
+            workers = min(options.num_workers, len(samples), usable_cores())
+            parallelism = f"{workers} worker process{'es' * (workers > 1)}"
+            if workers < options.num_workers:
+                parallelism += f" (--num_workers {options.num_workers} capped to the cores)"
+            context = _pool_context()
+            with context.Pool(workers, initializer=_init_worker, initargs=(job, samples)) as pool:
+                for outcome in pool.imap_unordered(_worker_task, range(len(samples)), chunksize=1):
+                    collect(outcome)
+    finally:
+        bar.close()
+
+    done = [r for r in results if r is not None]
+    coverages = [r.coverage for r in done if r.coverage is not None]
+    failed = [(samples[r.index], r.message) for r in done if r.status == "failed"]
+    missing = list(dict.fromkeys(p for r in done for p in r.missing))
+    cpu = [r.cpu_seconds for r in done if r.status == "computed"]
+    summary = PrecomputeSummary(
+        total=len(samples), computed=sum(r.status == "computed" for r in done),
+        skipped=sum(r.status == "skipped" for r in done), replaced=sum(r.replaced for r in done),
+        failed=failed, missing_images=missing,
+        missing_frames=sum(r.status == "missing" for r in done),
+        mean_coverage=float(np.mean(coverages)) if coverages else None,
+        seconds=time.time() - start, save_path=options.save_path, report_path=options.report,
+        skipped_duplicate_matchers=skip_duplicates, removed_temporaries=removed,
+        cpu_seconds_per_frame=float(np.mean(cpu)) if cpu else None, parallelism=parallelism)
+    if options.report:
+        _write_report(options.report, options, summary, samples, results)
+    if verbose:
+        print(summary.format(), file=sys.stdout)
+    return summary
