@@ -230,3 +230,51 @@ def test_no_ssim_changes_the_loss():
         objective.synthesise_views(inputs, outputs, cfg)
         values.append(objective.compute_losses(inputs, outputs, cfg)["loss"].item())
     assert values[0] != pytest.approx(values[1])
+
+
+def test_posecnn_translation_is_scaled_by_the_mean_inverse_depth_per_scale():
+    """--pose_model_type posecnn: the warp uses translation * mean(1 / depth) of the scale being
+    synthesised (monodepth2), inverted for frames before the target."""
+    cfg = LossConfig(frame_ids=(0, -1, 1), scales=(0, 1), pose_model_type="posecnn")
+    inputs, _ = _batch(batch=2)
+    outputs = {("disp", s): torch.rand(2, 1, H // 2 ** s, W // 2 ** s) * 0.5 + 0.2 for s in (0, 1)}
+    for f in (-1, 1):
+        outputs[("axisangle", 0, f)] = torch.zeros(2, 1, 3)
+        outputs[("translation", 0, f)] = torch.tensor([[[0.3, 0.0, 0.0]], [[0.0, 0.2, 0.0]]]) * f
+        outputs[("cam_T_cam", 0, f)] = torch.eye(4).repeat(2, 1, 1)  # the unscaled one: unused
+    objective.synthesise_views(inputs, outputs, cfg)
+    for s in (0, 1):
+        depth = outputs[("depth", 0, s)]
+        mean_inv = (1 / depth).mean(dim=(1, 2, 3))  # [B]
+        for f in (-1, 1):
+            T = torch.eye(4).repeat(2, 1, 1)
+            # zero rotation: T(m t), and for f < 0 its inverse T(-m t); t is already -t for f = -1
+            T[:, :3, 3] = outputs[("translation", 0, f)][:, 0] * mean_inv[:, None] * (-1 if f < 0 else 1)
+            expected = geometry.warp(inputs[("color", f, 0)], depth, inputs[("K", 0)], inputs[("inv_K", 0)], T)
+            torch.testing.assert_close(outputs[("color", f, s)], expected)
+            unscaled = geometry.warp(inputs[("color", f, 0)], depth, inputs[("K", 0)], inputs[("inv_K", 0)],
+                                     outputs[("cam_T_cam", 0, f)])
+            assert (outputs[("color", f, s)] - unscaled).abs().mean() > 1e-3
+
+
+def test_posecnn_transform_by_hand():
+    axisangle = torch.zeros(1, 1, 3)
+    translation = torch.tensor([[[1.0, 2.0, 3.0]]])
+    depth = torch.tensor([1.0, 2.0, 4.0, 4.0]).reshape(1, 1, 2, 2)  # mean inverse depth 0.5
+    T = objective.posecnn_transform(axisangle, translation, depth, invert=False)
+    torch.testing.assert_close(T[0, :3, 3], torch.tensor([0.5, 1.0, 1.5]))
+    T_inv = objective.posecnn_transform(axisangle, translation, depth, invert=True)
+    torch.testing.assert_close(T_inv[0, :3, 3], torch.tensor([-0.5, -1.0, -1.5]))
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_identity_tie_break_noise_is_drawn_on_the_device_and_seeded(device):
+    identity = torch.zeros(2, 1, 5, 7, device=device, dtype=torch.float64)
+    draw = lambda: objective.identity_tie_break(identity, torch.Generator(device=device).manual_seed(3))
+    first, second = draw(), draw()
+    assert first.device.type == device and first.dtype == torch.float64
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    reference = torch.randn(identity.shape, generator=torch.Generator(device=device).manual_seed(3),
+                            device=device, dtype=torch.float64) * objective.IDENTITY_NOISE
+    torch.testing.assert_close(first, reference, rtol=0, atol=0)
+    assert 0.3e-5 < first.std().item() < 3e-5
