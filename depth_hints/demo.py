@@ -33,13 +33,11 @@ class DemoConfig:
     num_workers: int = 2
     seed: int = 0
     num_figures: int = 3
-    # Both runs train with --disable_automasking. From scratch at this budget, auto-masking keeps
-    # the photometric-only baseline in the near-depth basin of its initialisation (sigmoid 0.5:
-    # ~90 px disparity at 320 px where the scene's are 1-20 px): the identity wins almost
-    # everywhere, so the photometric loss sees few pixels. Without hints the loss selection is
-    # (prediction, identity) either way, so the fix that keeps the photometric term where the
-    # hint wins does not change that run; see README for the numbers.
-    disable_automasking: bool = True
+    # Auto-masking stays on (the paper's default) in both runs. Before the loss kept the
+    # photometric term where the hint wins, the demo had to turn it off; at this budget the
+    # baseline now trains better with it (test split after 150 steps: abs_rel 0.47 with
+    # auto-masking, 0.81 without; see README).
+    disable_automasking: bool = False
 
     @classmethod
     def quick(cls) -> "DemoConfig":

@@ -24,7 +24,7 @@ def test_demo_pipeline_tiny(tmp_path):
     for run in RUNS:
         with open(os.path.join(out, "runs", "full", run, "models", "opt.json")) as f:
             opts[run] = json.load(f)
-        assert opts[run]["disable_automasking"] is True and opts[run]["use_depth_hints"] == (run == "with_hints")
+        assert opts[run]["disable_automasking"] is False and opts[run]["use_depth_hints"] == (run == "with_hints")
     differing = {k for k in opts["with_hints"] if opts["with_hints"][k] != opts["without_hints"][k]}
     assert differing == {"model_name", "use_depth_hints"}  # both runs share every other flag
     report = open(os.path.join(out, "report.md")).read()
