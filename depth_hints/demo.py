@@ -87,12 +87,12 @@ def print_expected_time(cfg: DemoConfig) -> float:
     """Print the expected wall time of the demo from one timed step; returns it in seconds.
 
     Training is 2 runs x num_steps steps (plus one validation batch per 10% of the steps); the
-    world, hints and evaluation scale with the number of frames, measured on 2-core CPUs at
-    about 20 training steps' worth per 100 frames."""
+    world, hints and evaluation scale with the number of frames: about 60 training steps' worth
+    per 100 frames, measured on a 2-core CPU."""
     step = time_one_step(cfg)
     frames = cfg.num_drives * cfg.frames_per_drive
     training = 2 * cfg.num_steps * step * 1.05
-    rest = frames / 100 * 20 * step
+    rest = frames / 100 * 60 * step
     print(f"==> one training step takes {step:.2f} s here: expect about "
           f"{(training + rest) / 60:.0f} minutes ({training / 60:.0f} of them training; more if "
           f"the CPU is shared)", flush=True)

@@ -42,7 +42,7 @@ def test_demo_pipeline_tiny(tmp_path):
 def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
     import depth_hints.demo as demo
     monkeypatch.setattr(demo, "time_one_step", lambda cfg: 2.0)
-    # 2 runs x 150 steps x 2 s x 1.05 (validation) + 104 frames x 0.2 steps x 2 s = 671.6 s
-    assert print_expected_time(DemoConfig()) == pytest.approx(671.6)
-    assert "about 11 minutes (10 of them training" in capsys.readouterr().out
+    # 2 runs x 150 steps x 2 s x 1.05 (validation) + 104 frames x 0.6 steps x 2 s = 754.8 s
+    assert print_expected_time(DemoConfig()) == pytest.approx(754.8)
+    assert "about 13 minutes (10 of them training" in capsys.readouterr().out
 
