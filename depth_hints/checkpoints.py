@@ -90,16 +90,34 @@ def load_depth_model(folder: str, device=None):
     return encoder.to(device).eval(), decoder.to(device).eval(), info
 
 
-def load_into(model: torch.nn.Module, folder: str, name: str) -> None:
-    """Load ``<folder>/<name>.pth`` into ``model``, keeping only matching keys (fine-tuning),
-    and raise if nothing matched."""
+def load_into(model: torch.nn.Module, folder: str, name: str, strict: bool = False) -> list:
+    """Load ``<folder>/<name>.pth`` into ``model``; returns the skipped tensors' descriptions.
+
+    ``strict`` (``--resume``): every tensor must be present with the same shape, else a
+    CheckpointError names the file and the tensor. Lenient (fine-tuning, as monodepth2): loads
+    the tensors that fit, prints what it skipped, and raises only if nothing fits."""
+    path = os.path.join(folder, name + ".pth")
     state = load_state(folder, name)
+    for key in ENCODER_EXTRA_KEYS if name == "encoder" else ():
+        state.pop(key, None)
     own = model.state_dict()
+    skipped = [f"{k} (not in the file)" for k in own if k not in state]
+    skipped += [f"{k} (not in the {name} network)" for k in state if k not in own]
+    skipped += [f"{k} (shape {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the network)"
+                for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if strict and skipped:
+        raise CheckpointError(f"{path} does not fit the {name} network: {skipped[0]}"
+                              f"{f' and {len(skipped) - 1} more' if len(skipped) > 1 else ''}; "
+                              f"resume with the flags the run was started with (its opt.json).")
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:
-        raise CheckpointError(f"{os.path.join(folder, name + '.pth')} has no weights that fit the {name} network.")
+        raise CheckpointError(f"{path} has no weights that fit the {name} network.")
+    if skipped:
+        print(f"note: {path}: loaded {len(matched)} tensors, skipped {len(skipped)}: "
+              + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     own.update(matched)
     model.load_state_dict(own)
+    return skipped
 
 
 def save_weights_folder(folder: str, models: dict, height: int, width: int, use_stereo: bool,

@@ -33,26 +33,36 @@ def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> tor
     return torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)], 0)
 
 
+def _float32_math(device: torch.device):
+    """A context in which camera math runs in float32 even inside a (bf16) autocast region."""
+    return torch.autocast(device.type, enabled=False)
+
+
 def backproject(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
-    """Depth [B,1,H,W] and inverse intrinsics [B,4,4] -> homogeneous camera points [B,4,H*W]."""
+    """Depth [B,1,H,W] and inverse intrinsics [B,4,4] -> homogeneous camera points [B,4,H*W],
+    float32 whatever the input dtype (a bf16 pixel grid is whole pixels off past x = 256)."""
     batch, _, height, width = depth.shape
-    pix = pixel_grid(height, width, depth.device, depth.dtype)
-    rays = inv_K[:, :3, :3].to(depth.dtype) @ pix  # [B,3,HW]
-    cam_points = rays * depth.reshape(batch, 1, -1)
-    ones = torch.ones_like(cam_points[:, :1])
-    return torch.cat([cam_points, ones], 1)
+    with _float32_math(depth.device):
+        depth = depth.float()
+        pix = pixel_grid(height, width, depth.device, torch.float32)
+        rays = inv_K[:, :3, :3].float() @ pix  # [B,3,HW]
+        cam_points = rays * depth.reshape(batch, 1, -1)
+        ones = torch.ones_like(cam_points[:, :1])
+        return torch.cat([cam_points, ones], 1)
 
 
 def project(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int, width: int,
             eps: float = 1e-7) -> torch.Tensor:
     """Points [B,4,H*W] in the source frame, K [B,4,4], T [B,4,4] (source->target camera)
-    -> grid_sample coordinates [B,H,W,2] in [-1, 1] (align_corners=True convention)."""
-    P = (K @ T)[:, :3, :]
-    cam = P @ points
-    pix = cam[:, :2] / (cam[:, 2:3] + eps)
-    pix = pix.reshape(-1, 2, height, width).permute(0, 2, 3, 1)
-    scale = pix.new_tensor([width - 1, height - 1])
-    return pix / scale * 2.0 - 1.0
+    -> grid_sample coordinates [B,H,W,2] in [-1, 1] (align_corners=True convention), computed
+    in float32 whatever the input dtype."""
+    with _float32_math(points.device):
+        P = (K.float() @ T.float())[:, :3, :]
+        cam = P @ points.float()
+        pix = cam[:, :2] / (cam[:, 2:3] + eps)
+        pix = pix.reshape(-1, 2, height, width).permute(0, 2, 3, 1)
+        scale = pix.new_tensor([width - 1, height - 1])
+        return pix / scale * 2.0 - 1.0
 
 
 def warp(image: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, inv_K: torch.Tensor,
@@ -61,7 +71,9 @@ def warp(image: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, inv_K: torch
     depth [B,1,H,W] and T = source_T_target [B,4,4]: backproject -> project -> grid_sample."""
     height, width = depth.shape[-2:]
     grid = project(backproject(depth, inv_K), K, T, height, width)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    with _float32_math(image.device):
+        return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",
+                             align_corners=True)
 
 
 def rotation_from_axisangle(axisangle: torch.Tensor) -> torch.Tensor:

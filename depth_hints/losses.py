@@ -70,7 +70,8 @@ def select_losses(reprojection: torch.Tensor, identity: torch.Tensor | None,
     hints. Ties go to the earlier candidate in (prediction, identity, hint).
       - no auto-masking (identity None): the photometric loss applies everywhere; the hint
         loss where the hint reprojects better than the prediction.
-      - auto-masking: the photometric loss where the prediction beats identity and hint; the
+      - auto-masking: the photometric loss wherever the identity does not win (the prediction
+        or the hint wins: the paper's l_r(d) + l_s(d, h) keeps l_r where the hint wins); the
         hint loss where the hint beats both.
     """
     candidates = [reprojection]
@@ -85,7 +86,7 @@ def select_losses(reprojection: torch.Tensor, identity: torch.Tensor | None,
     if identity is None:
         reprojection_mask = torch.ones_like(reprojection)
     else:
-        reprojection_mask = (winner == 0).to(reprojection.dtype)
+        reprojection_mask = (winner != 1).to(reprojection.dtype)  # identity is candidate 1
     hint_mask = None
     if hint_reprojection is not None:
         hint_mask = (winner == len(candidates) - 1).to(reprojection.dtype)

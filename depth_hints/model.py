@@ -20,7 +20,8 @@ def _transform(axisangle: torch.Tensor, translation: torch.Tensor, invert: bool)
 class DepthHintsModel(nn.Module):
     """Holds the networks of a run and turns a batch into outputs:
     ("disp", s) [B,1,H/2^s,W/2^s], ("cam_T_cam", 0, f) [B,4,4] for temporal frames f,
-    ("predictive_mask", s) [B,N,h,w] with --predictive_mask."""
+    ("predictive_mask", s) [B,N,h,w] with --predictive_mask; ("axisangle", 0, f) and
+    ("translation", 0, f) [B,1,3] with --pose_model_type posecnn."""
 
     def __init__(self, num_layers: int = 18, pretrained: bool = False, frame_ids=(0, -1, 1),
                  scales=(0, 1, 2, 3), pose_model_type: str = "separate_resnet",
@@ -81,14 +82,23 @@ class DepthHintsModel(nn.Module):
                     images = torch.cat([inputs[("color_aug", i, 0)] for i in pair], 1)
                     pose_in = [self.nets["pose_encoder"](images)] if "pose_encoder" in self.nets else images
                 axisangle, translation = self.nets["pose"](pose_in)
-                outputs[("cam_T_cam", 0, f)] = _transform(axisangle[:, 0], translation[:, 0], f < 0)
+                outputs.update(self._pose_outputs(f, axisangle[:, 0], translation[:, 0], f < 0))
         else:
             images = torch.cat([inputs[("color_aug", f, 0)] for f in (0,) + self.temporal], 1)
             pose_in = [self.nets["pose_encoder"](images)] if "pose_encoder" in self.nets else images
             axisangle, translation = self.nets["pose"](pose_in)
             for i, f in enumerate(self.temporal):
-                outputs[("cam_T_cam", 0, f)] = _transform(axisangle[:, i], translation[:, i], False)
+                outputs.update(self._pose_outputs(f, axisangle[:, i], translation[:, i], False))
         return outputs
+
+    def _pose_outputs(self, f, axisangle: torch.Tensor, translation: torch.Tensor, invert: bool) -> dict:
+        """("cam_T_cam", 0, f) [B,4,4]; for posecnn also the raw ("axisangle", 0, f) and
+        ("translation", 0, f) [B,1,3], which the objective scales by the mean inverse depth."""
+        out = {("cam_T_cam", 0, f): _transform(axisangle, translation, invert)}
+        if self.pose_model_type == "posecnn":
+            out[("axisangle", 0, f)] = axisangle
+            out[("translation", 0, f)] = translation
+        return out
 
     def named_networks(self) -> dict:
         """{file name: module} as saved in a weights folder."""

@@ -30,6 +30,8 @@ class LossConfig:
     use_depth_hints: bool = False
     disparity_smoothness: float = 1e-3
     predictive_mask: bool = False
+    pose_model_type: str = "separate_resnet"
+    pose_model_input: str = "pairs"
 
     @classmethod
     def from_options(cls, opt) -> "LossConfig":
@@ -37,7 +39,8 @@ class LossConfig:
                    max_depth=opt.max_depth, use_ssim=not opt.no_ssim,
                    avg_reprojection=opt.avg_reprojection, automask=not opt.disable_automasking,
                    v1_multiscale=opt.v1_multiscale, use_depth_hints=opt.use_depth_hints,
-                   disparity_smoothness=opt.disparity_smoothness, predictive_mask=opt.predictive_mask)
+                   disparity_smoothness=opt.disparity_smoothness, predictive_mask=opt.predictive_mask,
+                   pose_model_type=opt.pose_model_type, pose_model_input=opt.pose_model_input)
 
     @property
     def source_frames(self) -> tuple:
@@ -50,8 +53,34 @@ def _resize_nearest(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(x, size=(height, width), mode="nearest")
 
 
-def _source_transform(inputs: dict, outputs: dict, frame_id):
-    return inputs["stereo_T"] if frame_id == "s" else outputs[("cam_T_cam", 0, frame_id)]
+def posecnn_transform(axisangle: torch.Tensor, translation: torch.Tensor, depth: torch.Tensor,
+                      invert: bool) -> torch.Tensor:
+    """PoseCNN output -> [B,4,4] with the translation scaled by the target's mean inverse depth,
+    as monodepth2 does for ``--pose_model_type posecnn`` (from Wang et al. 2018).
+
+    axisangle, translation [B,1,3]; depth [B,1,H,W] of the scale being synthesised."""
+    mean_inv_depth = (1.0 / depth.float()).mean(dim=(2, 3)).reshape(-1, 1, 1)  # [B,1,1]
+    return geometry.transformation_from_parameters(axisangle.float(),
+                                                   translation.float() * mean_inv_depth, invert)
+
+
+def _source_transform(inputs: dict, outputs: dict, frame_id, depth: torch.Tensor, cfg: LossConfig):
+    """source_T_target [B,4,4] for one source frame at the scale of ``depth``."""
+    if frame_id == "s":
+        return inputs["stereo_T"]
+    if cfg.pose_model_type == "posecnn":
+        invert = cfg.pose_model_input == "pairs" and frame_id < 0
+        return posecnn_transform(outputs[("axisangle", 0, frame_id)],
+                                 outputs[("translation", 0, frame_id)], depth, invert)
+    return outputs[("cam_T_cam", 0, frame_id)]
+
+
+def identity_tie_break(identity: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """identity [B,1,H,W] + N(0, 1) * IDENTITY_NOISE drawn on its device in its dtype (a
+    ``generator`` must belong to that device), so ties between identity and prediction break
+    at random without a host-to-device copy."""
+    noise = torch.randn(identity.shape, generator=generator, device=identity.device, dtype=identity.dtype)
+    return identity + noise * IDENTITY_NOISE
 
 
 def _reduce_sources(errors: torch.Tensor, average: bool) -> torch.Tensor:
@@ -74,7 +103,7 @@ def synthesise_views(inputs: dict, outputs: dict, cfg: LossConfig) -> None:
         for f in cfg.source_frames:
             outputs[("color", f, s)] = geometry.warp(
                 inputs[("color", f, source_scale)], depth, inputs[("K", source_scale)],
-                inputs[("inv_K", source_scale)], _source_transform(inputs, outputs, f))
+                inputs[("inv_K", source_scale)], _source_transform(inputs, outputs, f, depth, cfg))
 
 
 def hint_reprojection(inputs: dict, cfg: LossConfig) -> torch.Tensor:
@@ -90,7 +119,7 @@ def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None)
     """Total loss and its parts from a batch and the network outputs (after synthesise_views).
 
     Returns {"loss": scalar, ("loss", s): scalar, ("hint_loss", s), ("reprojection_mask", s),
-    ("hint_mask", s) [B,1,h,w] ...}. ``generator`` seeds the auto-masking tie-break noise."""
+    ("hint_mask", s) [B,1,h,w] ...}. ``generator`` (on the batch's device) seeds the auto-masking tie-break noise."""
     result: dict = {}
     total = 0.0
     height, width = inputs[("color", 0, 0)].shape[-2:]
@@ -120,8 +149,7 @@ def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None)
         identity = None
         if cfg.automask:
             identity = identity_full if identity_full is not None else _identity_errors(inputs, cfg, s)
-            noise = torch.randn(identity.shape, generator=generator, device="cpu").to(identity)
-            identity = identity + noise * IDENTITY_NOISE
+            identity = identity_tie_break(identity, generator)
 
         hint_error = _resize_nearest(hint_full, h, w) if hint_full is not None else None
         reprojection_mask, hint_mask = losses.select_losses(reprojection, identity, hint_error)

@@ -267,6 +267,12 @@ def train_options_from_dict(values: dict):
         raise OptionsError(f"--scales must be a subset of 0 1 2 3, got {values['scales']}")
     if values["pose_model_type"] == "shared" and values["pose_model_input"] == "all":
         raise OptionsError("--pose_model_type shared works with --pose_model_input pairs only")
+    if values["predictive_mask"] and not values["disable_automasking"]:
+        raise OptionsError("--predictive_mask is the alternative to auto-masking: add "
+                           "--disable_automasking to use it (as monodepth2 requires).")
+    if values["v1_multiscale"] and values["use_depth_hints"]:
+        raise OptionsError("--v1_multiscale cannot be combined with --use_depth_hints (the original "
+                           "refuses it; hints are full-resolution): drop one of the two flags.")
     if values["batch_size"] < 1:
         raise OptionsError("--batch_size must be at least 1")
     del unknown  # extra keys of old opt.json files are ignored on purpose

@@ -150,8 +150,8 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def load_weights(self, folder: str, names) -> None:
-        """Load the named networks from a weights folder (fine-tuning); missing names are skipped
-        with a note, as monodepth2 does for e.g. a depth-only folder."""
+        """Load the named networks from a weights folder (fine-tuning); missing files and tensors
+        that do not fit are skipped with a note, as monodepth2 does for e.g. a depth-only folder."""
         folder = os.path.expanduser(folder)
         if not os.path.isdir(folder):
             raise TrainingError(f"--load_weights_folder {folder!r} does not exist.")
@@ -180,7 +180,7 @@ class Trainer:
             raise TrainingError(f"--resume: no weights_N folder in {self.models_dir}; start without "
                                 f"--resume (or fix --log_dir/--model_name).")
         for name in self.model.nets:
-            checkpoints.load_into(self.model.nets[name], folder, name)
+            checkpoints.load_into(self.model.nets[name], folder, name, strict=True)
         self.optimizer.load_state_dict(checkpoints.load_state(folder, "adam"))
         state = checkpoints.load_state(folder, "train_state")
         self.scheduler.load_state_dict(state["scheduler"])

@@ -3,7 +3,9 @@ evaluation -> metrics.json, report.md, figures. Also checks that a re-run reuses
 import json
 import os
 
-from depth_hints.demo import RUNS, DemoConfig, run_demo
+import pytest
+
+from depth_hints.demo import RUNS, DemoConfig, print_expected_time, run_demo
 from depth_hints.evaluation import METRIC_NAMES
 
 
@@ -18,10 +20,13 @@ def test_demo_pipeline_tiny(tmp_path):
         assert saved["thin_structures"][run]["pixels"] > 0
     hints = saved["hints"]["train_files.txt"]
     assert hints["computed"] == hints["total"] > 0 and hints["failed"] == []
-    for run in RUNS:  # both runs share every flag but --use_depth_hints
+    opts = {}
+    for run in RUNS:
         with open(os.path.join(out, "runs", "full", run, "models", "opt.json")) as f:
-            opt = json.load(f)
-        assert opt["disable_automasking"] is True and opt["use_depth_hints"] == (run == "with_hints")
+            opts[run] = json.load(f)
+        assert opts[run]["disable_automasking"] is False and opts[run]["use_depth_hints"] == (run == "with_hints")
+    differing = {k for k in opts["with_hints"] if opts["with_hints"][k] != opts["without_hints"][k]}
+    assert differing == {"model_name", "use_depth_hints"}  # both runs share every other flag
     report = open(os.path.join(out, "report.md")).read()
     assert "with_hints" in report and "figure_0.png" in report
     assert os.path.isfile(os.path.join(out, "figure_0.png"))
@@ -32,3 +37,12 @@ def test_demo_pipeline_tiny(tmp_path):
     again = run_demo(out_dir=out, data_dir=data, cfg=DemoConfig.tiny())
     assert os.path.getmtime(weights) == mtime
     assert again["with_hints"] == metrics["with_hints"]
+
+
+def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
+    import depth_hints.demo as demo
+    monkeypatch.setattr(demo, "time_one_step", lambda cfg: 2.0)
+    # 2 runs x 150 steps x 2 s x 1.05 (validation) + 104 frames x 0.6 steps x 2 s = 754.8 s
+    assert print_expected_time(DemoConfig()) == pytest.approx(754.8)
+    assert "about 13 minutes (10 of them training" in capsys.readouterr().out
+

@@ -131,3 +131,22 @@ def test_geometry_has_no_baked_batch_size():
     K, inv_K = _intrinsics(5, 4, 8)
     points = geometry.backproject(torch.ones(5, 1, 4, 8), inv_K)
     assert geometry.project(points, K, torch.eye(4).repeat(5, 1, 1), 4, 8).shape == (5, 4, 8, 2)
+
+
+def test_bf16_depth_gives_the_float32_pixel_grid_at_640_wide():
+    """Under a bf16 autocast the camera math stays float32: identity pose, bf16 depth -> the
+    exact pixel grid (in bf16, x = 600 is representable only to 4 px)."""
+    height, width = 4, 640
+    K, inv_K = _intrinsics(1, height, width)
+    depth = (torch.rand(1, 1, height, width) * 10 + 1).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        points = geometry.backproject(depth, inv_K)
+        grid = geometry.project(points, K, torch.eye(4)[None], height, width)
+    assert points.dtype == torch.float32 and grid.dtype == torch.float32
+    pixels_x = (grid[..., 0] + 1) / 2 * (width - 1)
+    pixels_y = (grid[..., 1] + 1) / 2 * (height - 1)
+    torch.testing.assert_close(pixels_x[0], torch.arange(width, dtype=torch.float32).expand(height, -1),
+                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(pixels_y[0], torch.arange(height, dtype=torch.float32)[:, None].expand(-1, width),
+                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(points[:, 2], depth.float().reshape(1, -1))

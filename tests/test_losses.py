@@ -70,10 +70,20 @@ def test_select_hints_without_automasking():
 
 
 def test_select_hints_with_automasking():
+    """The photometric loss stays on wherever the identity loses (prediction or hint wins);
+    the hint loss applies where the hint wins."""
     rep, ident, hint_rep = _maps([0.3, 0.1, 0.5, 0.4], [0.2, 0.5, 0.6, 0.1], [0.25, 0.3, 0.4, 0.2])
     mask, hint = losses.select_losses(rep, ident, hint_rep)
-    assert mask.flatten().tolist() == [0.0, 1.0, 0.0, 0.0]
+    # winners: identity, prediction, hint, identity
+    assert mask.flatten().tolist() == [0.0, 1.0, 1.0, 0.0]  # pixel 2: the hint wins, l_r stays on
     assert hint.flatten().tolist() == [0.0, 0.0, 1.0, 0.0]  # pixel 0: identity wins, not the hint
+
+
+def test_select_ties_go_to_prediction_then_identity():
+    rep, ident, hint_rep = _maps([0.2, 0.4, 0.3], [0.2, 0.3, 0.4], [0.2, 0.3, 0.3])
+    mask, hint = losses.select_losses(rep, ident, hint_rep)
+    assert mask.flatten().tolist() == [1.0, 0.0, 1.0]
+    assert hint.flatten().tolist() == [0.0, 0.0, 0.0]
 
 
 def test_depth_hint_loss_values():

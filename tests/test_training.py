@@ -24,6 +24,8 @@ def _args(root, name, *extra):
     ("stereo_hints", ["--frame_ids", "0", "--use_stereo", "--use_depth_hints"]),
     ("mono", ["--frame_ids", "0", "-1", "1"]),
     ("mono_stereo", ["--frame_ids", "0", "-1", "1", "--use_stereo"]),
+    ("mono_posecnn", ["--frame_ids", "0", "-1", "1", "--pose_model_type", "posecnn"]),
+    ("mono_shared", ["--frame_ids", "0", "-1", "1", "--pose_model_type", "shared"]),
 ])
 def test_few_steps_lower_the_loss_and_weights_reload(tiny_kitti, name, extra):
     opt = parse_train(_args(tiny_kitti, name, "--num_epochs", "4", *extra))
@@ -39,7 +41,8 @@ def test_few_steps_lower_the_loss_and_weights_reload(tiny_kitti, name, extra):
     folder = os.path.join(tiny_kitti, "logs", name, "models", "weights_3")
     assert sorted(os.listdir(folder)) == sorted(
         ["encoder.pth", "depth.pth", "adam.pth", "train_state.pth", "opt.json"]
-        + (["pose_encoder.pth", "pose.pth"] if "-1" in extra else []))
+        + {"separate_resnet": ["pose_encoder.pth", "pose.pth"], "posecnn": ["pose.pth"],
+           "shared": ["pose.pth"]}[opt.pose_model_type] * ("-1" in extra))
     encoder, decoder, info = checkpoints.load_depth_model(folder)
     assert (info.height, info.width, info.num_layers) == (64, 192, 18)
     x = torch.rand(1, 3, 64, 192)
@@ -65,6 +68,73 @@ def test_resume_restores_optimiser_scheduler_and_epoch(tiny_kitti):
     torch.testing.assert_close(loaded[0]["exp_avg"], saved[0]["exp_avg"])
     summary = resumed.train()
     assert summary["steps"] == 6 and os.path.isdir(os.path.join(tiny_kitti, "logs", "r", "models", "weights_1"))
+
+
+def _tamper(folder, name, key, value):
+    path = os.path.join(folder, f"{name}.pth")
+    state = torch.load(path)
+    if value is None:
+        del state[key]
+    else:
+        state[key] = value
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("change", ["shape", "missing"])
+def test_resume_is_strict_and_names_the_file_and_tensor(tiny_kitti, capsys, change):
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "2"]
+    Trainer(parse_train(_args(tiny_kitti, "s", "--num_steps", "1", *base))).train()
+    folder = os.path.join(tiny_kitti, "logs", "s", "models", "weights_0")
+    key = "decoder.10.conv.weight"
+    _tamper(folder, "depth", key, torch.zeros(2, 16, 3, 3) if change == "shape" else None)
+    capsys.readouterr()
+    code = train_script.main(_args(tiny_kitti, "s", "--resume", *base))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert os.path.join(folder, "depth.pth") in err and key in err
+    if change == "shape":
+        assert "shape (2, 16, 3, 3) in the file, (1, 16, 3, 3) in the network" in err
+    else:
+        assert f"{key} (not in the file)" in err
+
+
+def test_fine_tuning_is_lenient_and_prints_what_it_skipped(tiny_kitti, capsys):
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "1"]
+    Trainer(parse_train(_args(tiny_kitti, "f", "--num_steps", "1", *base))).train()
+    folder = os.path.join(tiny_kitti, "logs", "f", "models", "weights_0")
+    _tamper(folder, "depth", "decoder.10.conv.weight", torch.zeros(2, 16, 3, 3))
+    capsys.readouterr()
+    tuned = Trainer(parse_train(_args(tiny_kitti, "g", "--load_weights_folder", folder,
+                                      "--models_to_load", "encoder", "depth", *base)))
+    out = capsys.readouterr().out
+    assert "depth.pth" in out and "decoder.10.conv.weight (shape (2, 16, 3, 3) in the file" in out
+    saved = torch.load(os.path.join(folder, "depth.pth"))
+    own = tuned.model.nets["depth"].state_dict()
+    torch.testing.assert_close(own["decoder.0.conv.conv.weight"], saved["decoder.0.conv.conv.weight"])
+    assert own["decoder.10.conv.weight"].shape == (1, 16, 3, 3)  # kept its initialisation
+
+
+def test_validation_runs_in_eval_mode_without_gradients_at_the_log_steps(tiny_kitti):
+    argv = [a for a in _args(tiny_kitti, "v", "--num_epochs", "2", "--frame_ids", "0", "--use_stereo",
+                             "--use_depth_hints") if a != "--no_val"]
+    argv[argv.index("--log_frequency") + 1] = "2"
+    trainer = Trainer(parse_train(argv))
+    seen = []
+    original = trainer.process_batch
+
+    def spy(batch):
+        result = original(batch)
+        seen.append((trainer.state.step, trainer.model.training, torch.is_grad_enabled(),
+                     result[2]["loss"].requires_grad))
+        return result
+    trainer.process_batch = spy
+    trainer.train()
+    validations = [s for s in seen if not s[1]]
+    assert [s[0] for s in validations] == [1, 2, 4, 6]
+    assert all(not grad and not requires for _, _, grad, requires in validations)
+    assert [s for s in seen if s[1]] == [(i, True, True, True) for i in range(6)]
+    events = os.listdir(os.path.join(tiny_kitti, "logs", "v", "val"))
+    assert events and all(e.startswith("events.out.tfevents") for e in events)
 
 
 def test_scheduler_decays_at_the_intended_epoch(tiny_kitti):
@@ -125,6 +195,31 @@ def _main_error(capsys, argv):
 def test_hints_without_stereo_is_refused(tiny_kitti, capsys):
     err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "-1", "1", "--use_depth_hints"))
     assert "--use_depth_hints" in err and "--use_stereo" in err
+
+
+def test_predictive_mask_needs_disable_automasking(tiny_kitti, capsys):
+    err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--predictive_mask"))
+    assert "--predictive_mask" in err and "--disable_automasking" in err
+    opt = parse_train(_args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--predictive_mask",
+                            "--disable_automasking"))
+    assert opt.predictive_mask and opt.disable_automasking
+
+
+def test_v1_multiscale_with_hints_is_refused(tiny_kitti, capsys):
+    err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--use_depth_hints",
+                                    "--v1_multiscale"))
+    assert "--v1_multiscale" in err and "--use_depth_hints" in err
+    assert parse_train(_args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--v1_multiscale")).v1_multiscale
+
+
+def test_a_dataset_error_inside_training_is_one_line_and_exit_2(tiny_kitti, capsys):
+    """A SceneFlow error raised while building the datasets reaches train.main as exit code 2
+    and one stderr line, no traceback."""
+    code = train_script.main(_args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--dataset", "sceneflow"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("train.py: error: ") and len(err.strip().splitlines()) == 1
+    assert "unknown SceneFlow subset '2011_09_26'" in err and "Traceback" not in err
 
 
 def test_size_not_multiple_of_32(tiny_kitti):
