@@ -224,6 +224,23 @@ class PreemptionFlag:
 
 # ----------------------------------------------------------------------------- SyncBatchNorm
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks, differentiable: the gradient of a sum over ranks is the sum over ranks
+    of the gradients (torch.distributed.nn's version of this is deprecated)."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class CPUSyncBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics come from every rank's batch, for the gloo (CPU)
     backend, where ``nn.SyncBatchNorm`` refuses CPU tensors. Per-channel sums, sums of squares
@@ -235,11 +252,10 @@ class CPUSyncBatchNorm(nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized()
                 and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
         xf = x.float()
         dims = (0, 2, 3)
         count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32, device=x.device)
-        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
+        stats = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
         c = x.shape[1]
         n = stats[2 * c]
         mean = stats[:c] / n
