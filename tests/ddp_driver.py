@@ -12,6 +12,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
     p.add_argument("--fixed_order", action="store_true")
+    p.add_argument("--nan_on_rank", type=int, default=None, help="this rank's loss becomes NaN at step 2")
     own, train_argv = p.parse_known_args()
     torch.set_num_threads(1)
     from depth_hints import distributed, options
@@ -23,6 +24,15 @@ def main() -> int:
         if own.fixed_order:
             trainer.train_sampler.shuffle = False
             trainer.train_set.flip_probability = trainer.train_set.color_aug_probability = 0.0
+        if own.nan_on_rank == ctx.rank:
+            original = trainer.process_batch
+
+            def poisoned(batch, model=None):
+                inputs, outputs, losses = original(batch, model)
+                if trainer.state.step == 1:  # the second step
+                    losses["loss"] = losses["loss"] * float("nan")
+                return inputs, outputs, losses
+            trainer.process_batch = poisoned
         summary = trainer.train()
         if ctx.is_main:
             torch.save({"state": trainer.model.state_dict(), "summary": summary,

@@ -109,6 +109,18 @@ def test_two_node_localhost_run_trains_and_saves_once(tmp_path):
     assert sum("global batch 2" in o for o in outputs) == 1  # printed by rank 0 only
 
 
+def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
+    """Rank 1's loss turns NaN at step 2: both ranks learn it from the step's all_reduce and
+    stop with the same error (neither waits forever in the next collective)."""
+    root = str(tmp_path)
+    make_kitti_tree(root)
+    done = subprocess.run(_torchrun(2, DRIVER, "--out", os.path.join(root, "x.pt"), "--nan_on_rank", "1",
+                                    *_train_args(root, "nan", "--batch_size", "1", "--num_epochs", "1")),
+                          env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0
+    assert (done.stdout + done.stderr).count("Loss became nan at step 2") == 2
+
+
 # -- the sampler ------------------------------------------------------------------------------
 
 def test_resumable_sampler_splits_the_epoch_and_skips_what_was_done():
