@@ -108,6 +108,15 @@ def test_two_node_localhost_run_trains_and_saves_once(tmp_path):
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
     assert sum("global batch 2" in o for o in outputs) == 1  # printed by rank 0 only
 
+    # --resume under DDP: both ranks continue from batch 2 of epoch 0 (3 batches per rank).
+    done = _run(_torchrun(2, DRIVER, "--out", os.path.join(root, "resumed.pt"),
+                          *_train_args(root, "nodes", "--batch_size", "1", "--num_epochs", "2",
+                                       "--num_steps", "4", "--resume")))
+    assert "resumed from" in done.stdout and "batch 2 of the epoch" in done.stdout
+    assert sorted(os.listdir(models)) == ["opt.json", "weights_0", "weights_1"]
+    state = torch.load(os.path.join(models, "weights_1", "train_state.pth"), weights_only=False)
+    assert (state["epoch"], state["step"], state["batch_in_epoch"]) == (1, 4, 1)
+
 
 def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
     """Rank 1's loss turns NaN at step 2: both ranks learn it from the step's all_reduce and
