@@ -15,6 +15,9 @@ from depth_hints import distributed
 from depth_hints.options import OptionsError, parse_train
 from depth_hints.trainer import Trainer, TrainingError, autocast_dtype, choose_channels_last
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SMALL = ("--height", "64", "--width", "96")  # in-process runs: small, still >1 pixel at stride 32
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "ddp_driver.py")
 
@@ -155,7 +158,7 @@ def test_signal_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_kitti):
     """SIGUSR1 after step 5 (epoch 1, batch 2 of 3) saves and stops; --resume runs the last
     step with the same sample, augmentation draws, optimiser and scheduler state, so the weights
     equal an uninterrupted 6-step run's exactly (CPU, fixed seed, one process)."""
-    base = ["--batch_size", "2", "--num_epochs", "2", "--scheduler_step_size", "1"]
+    base = ["--batch_size", "2", "--num_epochs", "2", "--scheduler_step_size", "1", *SMALL]
     full = Trainer(parse_train(_train_args(tiny_kitti, "full", *base)))
     full.train()
 
@@ -183,7 +186,7 @@ def test_signal_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_kitti):
 def test_sigterm_writes_a_checkpoint_and_exits_zero(tiny_kitti):
     """A real SIGTERM to `python train.py`: exit code 0 and a resumable checkpoint."""
     args = _train_args(tiny_kitti, "term", "--batch_size", "2", "--num_epochs", "1000",
-                       "--save_every_steps", "1")
+                       "--save_every_steps", "1", *SMALL)
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], env=_env(),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marker = os.path.join(tiny_kitti, "logs", "term", "models", "weights_0", "train_state.pth")
@@ -244,7 +247,7 @@ def test_cuda_build_without_gpu_says_so_once(monkeypatch, capsys):
 
 
 def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti):
-    argv = _train_args(tiny_kitti, "f", "--batch_size", "2")
+    argv = _train_args(tiny_kitti, "f", "--batch_size", "2", *SMALL)
     fp32 = Trainer(parse_train(argv))
     fp16 = Trainer(parse_train(argv + ["--fp16", "--model_name", "f16"]))
     fp16.model.load_state_dict(fp32.model.state_dict())
@@ -267,7 +270,7 @@ def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti):
     ["--frame_ids", "0", "-1", "1", "--predictive_mask"],
 ])
 def test_every_trainable_parameter_gets_a_gradient(tiny_kitti, extra):
-    trainer = Trainer(parse_train(_train_args(tiny_kitti, "g", "--batch_size", "2") + extra))
+    trainer = Trainer(parse_train(_train_args(tiny_kitti, "g", "--batch_size", "2", *SMALL) + extra))
     batch = next(iter(trainer.train_loader))
     _, _, losses = trainer.process_batch(batch)
     losses["loss"].backward()
