@@ -1,12 +1,13 @@
 # The two commands of the README. Both set everything up on a fresh machine and are idempotent.
 #   make demo   the main job on the embedded synthetic KITTI world (QUICK=1 for a short run)
 #   make test   the test suite (CPU)
+#   make gpu-check  on a CUDA machine: the tests marked cuda and the benchmarks -> gpu_check.json
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv clean-demo
+.PHONY: demo test venv clean-demo gpu-check
 
 venv: $(STAMP)
 
@@ -17,6 +18,9 @@ $(STAMP): setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py --out gpu_check.json
 
 demo: $(STAMP)
 	$(PY) scripts/run_demo.py $(if $(QUICK),--quick,)

@@ -11,9 +11,11 @@ def main(argv=None) -> int:
         from depth_hints.trainer import train
         opt = parse_train(argv)
         summary = train(opt)
-        print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; "
-              f"weights in {summary['models_dir']}")
-        return 0
+        if summary["is_main"]:
+            print(f"{'stopped by a signal after' if summary['preempted'] else 'trained'} "
+                  f"{summary['steps']} steps in {summary['seconds']:.0f} s; "
+                  f"weights in {summary['models_dir']}")
+        return 0  # also after a preemption signal: the checkpoint is written, the job may end
     return run_entry_point(run, "train.py")
 
 

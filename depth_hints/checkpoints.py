@@ -138,6 +138,7 @@ def save_weights_folder(folder: str, models: dict, height: int, width: int, use_
     if options is not None:
         with open(os.path.join(tmp, "opt.json"), "w") as f:
             json.dump(options, f, indent=2, sort_keys=True)
+    _fsync_tree(tmp)  # on disk before the rename makes it visible (a preempted job may be killed next)
     if os.path.isdir(folder):
         old = folder.rstrip("/") + ".old"
         shutil.rmtree(old, ignore_errors=True)
@@ -146,3 +147,18 @@ def save_weights_folder(folder: str, models: dict, height: int, width: int, use_
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, folder)
+
+
+def _fsync_tree(folder: str) -> None:
+    """Flush every file of ``folder`` and the folder itself to disk."""
+    for name in os.listdir(folder):
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

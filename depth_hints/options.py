@@ -100,10 +100,22 @@ def train_parser() -> argparse.ArgumentParser:
                    help="stop after this many optimiser steps in total (0: no limit)")
     p.add_argument("--no_val", action="store_true", help="skip the validation batches")
     p.add_argument("--no_channels_last", action="store_true",
-                   help="keep NCHW memory format (channels-last is faster on most devices)")
+                   help="keep NCHW memory format (default on the CPU, where channels-last is "
+                        "slower; on CUDA it is the default)")
+    p.add_argument("--channels_last", action="store_true",
+                   help="channels-last memory format also on the CPU")
     p.add_argument("--bf16", action="store_true",
                    help="run the networks under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
                         "or AMX and on Ampere+ GPUs); weights, geometry and losses stay float32")
+    p.add_argument("--fp16", action="store_true",
+                   help="float16 autocast with gradient scaling, for GPUs without bfloat16; "
+                        "weights, geometry and losses stay float32")
+    # Scaling out (torchrun); see README "Scaling out".
+    p.add_argument("--sync_bn", action="store_true",
+                   help="under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)")
+    p.add_argument("--save_every_steps", type=int, default=0,
+                   help="also write a resumable checkpoint every N optimiser steps (0: off); "
+                        "SIGTERM / SIGUSR1 always write one and exit 0")
     return p
 
 
@@ -275,8 +287,22 @@ def train_options_from_dict(values: dict):
                            "refuses it; hints are full-resolution): drop one of the two flags.")
     if values["batch_size"] < 1:
         raise OptionsError("--batch_size must be at least 1")
+    _check_scaling_flags(values)
     del unknown  # extra keys of old opt.json files are ignored on purpose
     return _freeze(TrainOptions, values)
+
+
+def _check_scaling_flags(values: dict) -> None:
+    """Precision, memory-format and checkpoint-interval flags that exclude each other."""
+    if values["bf16"] and values["fp16"]:
+        raise OptionsError("--bf16 and --fp16 exclude each other; pick one (--fp16 for GPUs "
+                           "without bfloat16).")
+    if values["channels_last"] and values["no_channels_last"]:
+        raise OptionsError("--channels_last and --no_channels_last exclude each other; pass one "
+                           "or neither (default: on for CUDA, off on the CPU).")
+    if values["save_every_steps"] < 0:
+        raise OptionsError(f"--save_every_steps must be 0 (off) or positive, got "
+                           f"{values['save_every_steps']}")
 
 
 def parse_evaluate(argv: Sequence[str] | None = None):
@@ -326,5 +352,14 @@ def save_options(options, path: str) -> None:
 
 def device_from(no_cuda: bool):
     """The one place the device is chosen: CUDA if present and not --no_cuda, else CPU."""
+    import sys
     import torch
-    return torch.device("cuda" if torch.cuda.is_available() and not no_cuda else "cpu")
+    if no_cuda:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.version.cuda is not None:
+        print(f"note: this torch build supports CUDA {torch.version.cuda} but sees no GPU "
+              f"(driver, CUDA_VISIBLE_DEVICES?); running on the CPU (--no_cuda hides this note)",
+              file=sys.stderr)
+    return torch.device("cpu")

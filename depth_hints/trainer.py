@@ -1,8 +1,9 @@
 """The training loop: batches in, losses out, optimiser, logging, checkpoints. No math here:
 the objective lives in objective.py, the networks in model.py.
 
-Laid out for DistributedDataParallel to slot in later: samplers are passed in, logging and
-checkpoints happen on the main process only, nothing lives at module level.
+Under torchrun every process runs a Trainer on its share of the data (DistributedDataParallel);
+process-group, sampler and signal plumbing live in distributed.py. Logging, progress and
+checkpoints happen on rank 0 only, nothing lives at module level.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import datasets
-from . import checkpoints, objective, options as options_module
+from . import checkpoints, distributed, objective, options as options_module
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
 
@@ -30,8 +31,9 @@ class TrainingError(DepthHintsError, RuntimeError):
 @dataclass
 class TrainState:
     """Where a run stands; saved with every checkpoint for a true resume."""
-    epoch: int = 0  # next epoch to run
+    epoch: int = 0  # next epoch to run (the one in progress after a mid-epoch save)
     step: int = 0   # optimiser steps taken
+    batch_in_epoch: int = 0  # batches of `epoch` already trained on (a mid-epoch resume skips them)
 
 
 def seed_everything(seed: int | None) -> None:
@@ -87,6 +89,33 @@ def latest_checkpoint(models_dir: str) -> str | None:
     return os.path.join(models_dir, max(found)[1]) if found else None
 
 
+def worker_init(worker_id: int) -> None:
+    """DataLoader worker start: one OpenCV thread per worker (the workers are the parallelism)."""
+    import cv2
+    cv2.setNumThreads(0)
+
+
+def choose_channels_last(opt, device) -> bool:
+    """channels-last where it is faster: on for CUDA, off on the CPU (25 % slower there on a
+    2-core AVX2 machine, scripts/benchmark_train.py); --channels_last / --no_channels_last win."""
+    if opt.channels_last or opt.no_channels_last:
+        return bool(opt.channels_last)
+    return device.type == "cuda"
+
+
+def autocast_dtype(opt, device):
+    """torch dtype of the networks' autocast (None: float32 throughout); --bf16 on a GPU
+    without bfloat16 is an error naming --fp16."""
+    if opt.bf16:
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise TrainingError(f"--bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
+                                f"support; use --fp16 (float16 with gradient scaling) instead.")
+        return torch.bfloat16
+    if opt.fp16:
+        return torch.float16
+    return None
+
+
 def to_device(batch: dict, device, channels_last: bool) -> dict:
     out = {}
     for key, value in batch.items():
@@ -100,14 +129,16 @@ def to_device(batch: dict, device, channels_last: bool) -> dict:
 class Trainer:
     """One run: model, optimiser, scheduler, data, logging. ``train()`` runs it to the end."""
 
-    def __init__(self, opt, train_sampler=None, is_main_process: bool = True):
+    def __init__(self, opt, dist: distributed.DistContext | None = None):
         self.opt = opt
-        self.is_main = is_main_process
-        self.device = options_module.device_from(opt.no_cuda)
-        self.channels_last = not opt.no_channels_last
+        self.dist = dist or distributed.DistContext(device=options_module.device_from(opt.no_cuda))
+        self.is_main = self.dist.is_main
+        self.device = self.dist.device
+        self.channels_last = choose_channels_last(opt, self.device)
+        self.amp_dtype = autocast_dtype(opt, self.device)
         self.log_path = os.path.join(opt.log_dir, opt.model_name)
         self.models_dir = os.path.join(self.log_path, "models")
-        seed_everything(opt.seed)
+        seed_everything(opt.seed)  # the same on every rank: identical initial weights
 
         self.train_set, self.val_set = build_datasets(opt)
         check_dataset(self.train_set, "training split", opt.use_depth_hints, opt.depth_hint_path)
@@ -115,28 +146,51 @@ class Trainer:
             check_dataset(self.val_set, "validation split (or pass --no_val)", opt.use_depth_hints,
                           opt.depth_hint_path)
         self.loss_cfg = objective.LossConfig.from_options(opt)
-        self.model = build_model(opt).to(self.device)
+        with distributed.node_leader_first(self.dist):  # ImageNet weights: one download per machine
+            self.model = build_model(opt)
+        if opt.sync_bn and self.dist.is_distributed:
+            self.model = distributed.convert_sync_batchnorm(self.model, self.device)
+        self.model = self.model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # Every parameter, also the encoders' frozen (unused) fc heads: adam.pth keeps
+        # monodepth2's parameter order; frozen ones get no gradient and no update.
         self.optimizer = torch.optim.Adam(self.model.parameters(), opt.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, opt.scheduler_step_size, 0.1)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=bool(opt.fp16))
         self.state = TrainState()
+        self.data_seed = distributed.broadcast_seed(self.dist, opt.seed)
+        self.resumed_rng = None
 
         if opt.resume:
             self.resume()
         elif opt.load_weights_folder:
             self.load_weights(opt.load_weights_folder, opt.models_to_load)
+        # Each rank its own augmentation stream (restored exactly on a resume).
+        distributed.seed_process(self.data_seed, self.dist.rank)
+        if self.resumed_rng is not None:
+            distributed.set_rng_state(self.resumed_rng)
 
-        generator = torch.Generator()
-        if opt.seed is not None:
-            generator.manual_seed(opt.seed)
-        self.train_loader = DataLoader(
-            self.train_set, opt.batch_size, shuffle=train_sampler is None, sampler=train_sampler,
-            num_workers=opt.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
-            persistent_workers=opt.num_workers > 0, generator=generator)
-        if len(self.train_loader) == 0:
+        # The module that trains: DDP under torchrun; self.model stays the bare networks
+        # (saving, validation on rank 0 without collectives, tests).
+        self.train_model = self.model
+        if self.dist.is_distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        self.train_sampler = distributed.ResumableSampler(self.train_set, self.dist, self.data_seed)
+        self.steps_per_epoch = self.train_sampler.num_samples // opt.batch_size
+        if self.steps_per_epoch == 0:
             raise TrainingError(f"The training split has {len(self.train_set)} samples, fewer than "
-                                f"--batch_size {opt.batch_size}.")
+                                f"--batch_size {opt.batch_size} per process "
+                                f"(x {self.dist.world_size} processes).")
+        generator = torch.Generator().manual_seed(self.data_seed + self.dist.rank)
+        self.train_loader = DataLoader(
+            self.train_set, opt.batch_size, sampler=self.train_sampler,
+            num_workers=opt.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
+            persistent_workers=opt.num_workers > 0, generator=generator,
+            worker_init_fn=worker_init if opt.num_workers > 0 else None)
         self.val_loader = None
         if not opt.no_val:
             self.val_loader = DataLoader(self.val_set, opt.batch_size, shuffle=True, drop_last=False,
@@ -147,6 +201,18 @@ class Trainer:
             self.writers = {m: SummaryWriter(os.path.join(self.log_path, m)) for m in ("train", "val")}
             os.makedirs(self.models_dir, exist_ok=True)
             options_module.save_options(opt, os.path.join(self.models_dir, "opt.json"))
+            self.print_setup()
+
+    def print_setup(self) -> None:
+        """One line: device, processes, per-process and global batch, precision."""
+        d, opt = self.dist, self.opt
+        precision = "bf16 autocast" if opt.bf16 else "fp16 autocast + GradScaler" if opt.fp16 else "float32"
+        print(f"training on {self.device.type}"
+              f"{f' ({torch.cuda.get_device_name(self.device)})' if self.device.type == 'cuda' else ''}"
+              f": {d.world_size} process{'es' if d.world_size > 1 else ''} x batch {opt.batch_size}"
+              f" = global batch {d.world_size * opt.batch_size}, learning rate {opt.learning_rate:g}"
+              f" (not scaled), {precision}, channels_last={self.channels_last}"
+              f"{', SyncBatchNorm' if opt.sync_bn and d.is_distributed else ''}")
 
     # -- checkpoints --------------------------------------------------------------------------
     def load_weights(self, folder: str, names) -> None:
@@ -163,13 +229,20 @@ class Trainer:
                 continue
             checkpoints.load_into(self.model.nets[name], folder, name)
 
-    def save(self, epoch: int) -> str:
+    def save(self, epoch: int) -> str | None:
+        """Write weights_<epoch> (rank 0; every rank must call: their RNG states are gathered)."""
+        rng = distributed.gather(self.dist, distributed.rng_state())
+        if not self.is_main:
+            return None
         folder = os.path.join(self.models_dir, f"weights_{epoch}")
         checkpoints.save_weights_folder(
             folder, self.model.named_networks(), self.opt.height, self.opt.width, self.opt.use_stereo,
             optimizer=self.optimizer,
             train_state={"epoch": self.state.epoch, "step": self.state.step,
-                         "scheduler": self.scheduler.state_dict(),
+                         "batch_in_epoch": self.state.batch_in_epoch,
+                         "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                         "data_seed": self.data_seed, "world_size": self.dist.world_size,
+                         "batch_size": self.opt.batch_size, "rng": rng,
                          "torch_rng": torch.get_rng_state()},
             options=options_module.to_json_dict(self.opt))
         return folder
@@ -184,42 +257,68 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoints.load_state(folder, "adam"))
         state = checkpoints.load_state(folder, "train_state")
         self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.state = TrainState(epoch=state["epoch"], step=state["step"])
-        print(f"resumed from {folder}: epoch {self.state.epoch}, step {self.state.step}")
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        batch_in_epoch = state.get("batch_in_epoch", 0)
+        same_layout = (state.get("world_size", 1) == self.dist.world_size
+                       and state.get("batch_size", self.opt.batch_size) == self.opt.batch_size)
+        if "data_seed" in state:
+            self.data_seed = state["data_seed"]
+        if same_layout and "rng" in state:
+            self.resumed_rng = state["rng"][self.dist.rank]
+        elif "torch_rng" in state and self.dist.world_size == 1:
+            self.resumed_rng = {"torch": state["torch_rng"]}
+        if batch_in_epoch and not same_layout:
+            if self.is_main:
+                print(f"note: {folder} was saved mid-epoch by {state.get('world_size', 1)} x batch "
+                      f"{state.get('batch_size')}; with a different layout epoch {state['epoch']} "
+                      f"restarts from its beginning")
+            batch_in_epoch = 0
+        self.state = TrainState(epoch=state["epoch"], step=state["step"], batch_in_epoch=batch_in_epoch)
+        if self.is_main:
+            print(f"resumed from {folder}: epoch {self.state.epoch}, step {self.state.step}"
+                  f"{f', batch {batch_in_epoch} of the epoch' if batch_in_epoch else ''}")
 
     # -- the loop -----------------------------------------------------------------------------
-    def process_batch(self, batch: dict):
+    def process_batch(self, batch: dict, model=None):
+        """Forward and loss of one batch through ``model`` (default: the training module)."""
         inputs = to_device(batch, self.device, self.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opt.bf16):
-            outputs = self.model(inputs)
-        if self.opt.bf16:  # the objective runs in float32
+        model = model or self.train_model
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            outputs = model(inputs)
+        if self.amp_dtype is not None:  # the objective runs in float32
             outputs = {key: value.float() for key, value in outputs.items()}
         objective.synthesise_views(inputs, outputs, self.loss_cfg)
         losses = objective.compute_losses(inputs, outputs, self.loss_cfg)
         return inputs, outputs, losses
 
     def train(self) -> dict:
-        """Run the remaining epochs (or until --num_steps); returns a summary."""
+        """Run the remaining epochs (or until --num_steps, or a preemption signal); returns a
+        summary. Every rank runs this; they agree on stopping after each step."""
+        with distributed.PreemptionFlag() as preemption:
+            return self._train(preemption)
+
+    def _train(self, preemption) -> dict:
         from tqdm import tqdm
         opt = self.opt
         history = []
         start = time.time()
-        total_steps = opt.num_epochs * len(self.train_loader)
+        total_steps = opt.num_epochs * self.steps_per_epoch
         if opt.num_steps:
             total_steps = min(total_steps, opt.num_steps)
         bar = tqdm(total=total_steps, initial=min(self.state.step, total_steps), disable=not self.is_main,
                    desc=opt.model_name, unit="step", dynamic_ncols=True)
         stop = self.state.step >= total_steps
+        preempted = False
         while self.state.epoch < opt.num_epochs and not stop:
             self.model.train()
+            self.train_sampler.set_epoch(self.state.epoch)
+            self.train_sampler.set_start(self.state.batch_in_epoch * opt.batch_size)
             for batch in self.train_loader:
-                inputs, outputs, losses = self.process_batch(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                self.optimizer.step()
-                self.state.step += 1
-                loss = float(losses["loss"].detach())
+                inputs, outputs, losses = self.step(batch)
+                loss, preempted = distributed.agree(self.dist, float(losses["loss"].detach()),
+                                                    preemption.requested)
                 if not np.isfinite(loss):
                     raise TrainingError(f"Loss became {loss} at step {self.state.step}; lower "
                                         f"--learning_rate or check the inputs.")
@@ -229,33 +328,53 @@ class Trainer:
                 if self.is_main and (self.state.step % opt.log_frequency == 0 or self.state.step == 1):
                     self.log("train", inputs, outputs, losses)
                     self.validate()
-                if self.state.step >= total_steps:
-                    stop = True
+                stop = preempted or self.state.step >= total_steps
+                if stop:
                     break
+                if opt.save_every_steps and self.state.step % opt.save_every_steps == 0 \
+                        and self.state.batch_in_epoch < self.steps_per_epoch:
+                    self.save(self.state.epoch)  # mid-epoch: resumable from this batch
             epoch = self.state.epoch
-            finished = not stop or self.state.step % len(self.train_loader) == 0
-            if finished:
+            periodic = bool(opt.save_every_steps) and self.state.step % opt.save_every_steps == 0
+            if self.state.batch_in_epoch >= self.steps_per_epoch:  # the epoch is complete
                 self.scheduler.step()  # decays after epoch `scheduler_step_size` has finished
                 self.state.epoch += 1
-            if self.is_main and (stop or self.state.epoch % opt.save_frequency == 0
-                                 or self.state.epoch == opt.num_epochs):
-                # weights_<epoch>; a run stopped mid-epoch saves into the epoch in progress and
-                # a resume re-runs that epoch.
+                self.state.batch_in_epoch = 0
+            if (stop or periodic or self.state.epoch % opt.save_frequency == 0
+                    or self.state.epoch == opt.num_epochs):
+                # weights_<epoch>; a run stopped mid-epoch saves into the epoch in progress,
+                # with the sampler position, and a resume continues from the next batch.
                 self.save(epoch)
         bar.close()
+        if preempted and self.is_main:
+            print(f"{preemption.received or 'a signal on another rank'}: saved step "
+                  f"{self.state.step} in {self.models_dir}; continue with --resume")
         if self.writers:
             for w in self.writers.values():
                 w.close()
         return {"steps": self.state.step, "epochs": self.state.epoch, "losses": history,
-                "seconds": time.time() - start, "models_dir": self.models_dir}
+                "seconds": time.time() - start, "models_dir": self.models_dir,
+                "preempted": preempted, "is_main": self.is_main}
+
+    def step(self, batch: dict):
+        """One optimiser step on a batch (gradients averaged over ranks by DDP)."""
+        inputs, outputs, losses = self.process_batch(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.state.step += 1
+        self.state.batch_in_epoch += 1
+        return inputs, outputs, losses
 
     @torch.no_grad()
     def validate(self) -> None:
+        """One validation batch on rank 0 through the bare networks: no collective calls."""
         if self.val_loader is None:
             return
         self.model.eval()
         batch = next(iter(self.val_loader))
-        inputs, outputs, losses = self.process_batch(batch)
+        inputs, outputs, losses = self.process_batch(batch, model=self.model)
         self.log("val", inputs, outputs, losses)
         self.model.train()
 
@@ -281,5 +400,10 @@ class Trainer:
 
 
 def train(opt) -> dict:
-    """Build a Trainer from options and run it."""
-    return Trainer(opt).train()
+    """Build a Trainer from options and run it; under torchrun, in the process group it
+    describes (a plain run has none)."""
+    ctx = distributed.setup(options_module.device_from(opt.no_cuda))
+    try:
+        return Trainer(opt, ctx).train()
+    finally:
+        distributed.teardown(ctx)

@@ -97,6 +97,10 @@ class ResnetEncoder(nn.Module):
         self.num_layers = num_layers
         self.num_input_images = num_input_images
         self.encoder = build_resnet(num_layers, pretrained, num_input_images)
+        # The classification head is never used but stays registered so that state-dict keys
+        # match monodepth2's (encoder.fc.*) and released weights load unchanged. Frozen, it is
+        # excluded from training: no gradient, and DDP's reducer does not wait for one.
+        self.encoder.fc.requires_grad_(False)
 
         self.num_ch_enc = np.array([64, 64, 128, 256, 512])
         if num_layers > 34:

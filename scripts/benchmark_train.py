@@ -2,13 +2,17 @@
 
     python scripts/benchmark_train.py                 # ResNet18, 640x192, batch 4, stereo + hints
     python scripts/benchmark_train.py --height 96 --width 320 --steps 10 --no_hints
+    torchrun --nproc_per_node 2 scripts/benchmark_train.py --no_cuda   # DDP: per process and total
 
 Data comes from a small synthetic world in KITTI's layout and image size (1242x375, hints at
-1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median seconds per step and images/s.
+1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median seconds per step and images/s;
+under torchrun, images/s per process and in total (all processes), from rank 0. --json writes
+the figures to a file.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -47,13 +51,19 @@ def main(argv=None) -> int:
     p.add_argument("--frame_ids", nargs="+", default=["0"])
     p.add_argument("--no_cuda", action="store_true")
     p.add_argument("--no_channels_last", action="store_true")
+    p.add_argument("--channels_last", action="store_true")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the networks")
+    p.add_argument("--fp16", action="store_true", help="float16 autocast + GradScaler")
+    p.add_argument("--json", default=None, help="also write the figures here (rank 0)")
     args = p.parse_args(argv)
 
-    from depth_hints.options import parse_train
+    from depth_hints import distributed
+    from depth_hints.options import device_from, parse_train
     from depth_hints.trainer import Trainer
 
-    split = args.split or _prepare_world(args.data_path)
+    ctx = distributed.setup(device_from(args.no_cuda))
+    with distributed.node_leader_first(ctx):  # one process per machine writes the world
+        split = args.split or _prepare_world(args.data_path)
     argv_train = ["--data_path", args.data_path, "--split", split, "--png", "--height", str(args.height),
                   "--width", str(args.width), "--batch_size", str(args.batch_size), "--num_layers",
                   str(args.num_layers), "--weights_init", "scratch", "--use_stereo", "--frame_ids",
@@ -64,11 +74,10 @@ def main(argv=None) -> int:
         argv_train.append("--use_depth_hints")
     if args.no_cuda:
         argv_train.append("--no_cuda")
-    if args.no_channels_last:
-        argv_train.append("--no_channels_last")
-    if args.bf16:
-        argv_train.append("--bf16")
-    trainer = Trainer(parse_train(argv_train))
+    for flag in ("no_channels_last", "channels_last", "bf16", "fp16"):
+        if getattr(args, flag):
+            argv_train.append(f"--{flag}")
+    trainer = Trainer(parse_train(argv_train), ctx)
     trainer.model.train()
     device = trainer.device
 
@@ -77,10 +86,7 @@ def main(argv=None) -> int:
             torch.cuda.synchronize()
 
     def step(batch):
-        _, _, losses = trainer.process_batch(batch)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        trainer.optimizer.step()
+        trainer.step(batch)  # forward, backward (DDP all-reduce under torchrun), optimiser
         sync()
 
     def timed(batches):
@@ -106,13 +112,31 @@ def main(argv=None) -> int:
     fixed = next_batch()
     without_loading = timed([fixed] * (args.steps + 3))
 
-    config = (f"ResNet{args.num_layers} {args.width}x{args.height} batch {args.batch_size} "
+    figures = distributed.gather(ctx, {"with_loading_s": with_loading, "without_loading_s": without_loading})
+    distributed.teardown(ctx)
+    if not ctx.is_main:
+        return 0
+    precision = ", bf16 autocast" if args.bf16 else ", fp16 autocast" if args.fp16 else ""
+    config = (f"ResNet{args.num_layers} {args.width}x{args.height} batch {args.batch_size} per process "
               f"frames {' '.join(args.frame_ids)} stereo{' + hints' if not args.no_hints else ''} "
-              f"on {device} ({torch.get_num_threads()} threads, channels_last={not args.no_channels_last}"
-              f"{', bf16 autocast' if args.bf16 else ''})")
+              f"on {device} x {ctx.world_size} process{'es' if ctx.is_distributed else ''} "
+              f"({torch.get_num_threads()} threads each, channels_last={trainer.channels_last}{precision})")
     print(config)
-    for label, seconds in (("with data loading", with_loading), ("data loading excluded", without_loading)):
-        print(f"  {label:22s}: {seconds:.3f} s/step  {args.batch_size / seconds:.2f} images/s")
+    result = {"config": config, "world_size": ctx.world_size, "batch_size": args.batch_size,
+              "device": str(device)}
+    for label, key in (("with data loading", "with_loading_s"), ("data loading excluded", "without_loading_s")):
+        per_process = [args.batch_size / f[key] for f in figures]
+        total = sum(per_process)
+        seconds = max(f[key] for f in figures)
+        print(f"  {label:22s}: {seconds:.3f} s/step  {total / len(per_process):.2f} images/s per "
+              f"process, {total:.2f} images/s in total")
+        result[key.replace("_s", "")] = {"seconds_per_step": seconds, "images_per_s_total": total,
+                                         "images_per_s_per_process": per_process}
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, args.json)
     return 0
 
 

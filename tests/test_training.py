@@ -12,6 +12,8 @@ from depth_hints.options import OptionsError, parse_train
 from depth_hints.trainer import Trainer, TrainingError
 from conftest import FOLDER
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _args(root, name, *extra):
     return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
