@@ -3,8 +3,10 @@
 
 Outputs per input ``<name>``: ``<name>_disp.jpeg`` (magma colour map at the input's size) and
 ``<name>_disp.npy`` (scaled disparity [1,1,h,w] at the model's resolution) or, with
-``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = 5.4 x the
-nominal-baseline depth of a stereo-trained model).
+``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = the checkpoint's
+metric factor, 5.4 for KITTI, x the nominal-baseline depth of a stereo-trained model).
+The model runs through ``depth_hints.predictor.DepthPredictor`` (a weights folder, or an
+exported ``.onnx`` / TorchScript file).
 """
 from __future__ import annotations
 
@@ -20,13 +22,6 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
-
-DEFAULT_FEED_HEIGHT = 192
-DEFAULT_FEED_WIDTH = 640
-# test_simple.py converts the network output with monodepth2's training range.
-TEST_MIN_DEPTH = 0.1
-TEST_MAX_DEPTH = 100.0
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 OUTPUT_SUFFIX = "_disp"
 
@@ -61,13 +56,6 @@ def to_input_tensor(image: Image.Image, width: int, height: int) -> torch.Tensor
 def predict_disp(encoder: torch.nn.Module, decoder: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Images [B,3,H,W] in [0,1] -> sigmoid disparity [B,1,H,W] at scale 0."""
     return decoder(encoder(images))[("disp", 0)]
-
-
-def feed_size(info) -> tuple[int, int]:
-    """(height, width) the model was trained at, from its checkpoint; default 192x640."""
-    height = info.height or DEFAULT_FEED_HEIGHT
-    width = info.width or DEFAULT_FEED_WIDTH
-    return int(height), int(width)
 
 
 def warn(message: str) -> None:
@@ -161,17 +149,18 @@ def default_output_dir(image_path: str) -> str:
 
 
 def save_prediction(output_dir: str, name: str, disp: torch.Tensor, original_size: tuple[int, int],
-                    metric_depth: bool) -> list[str]:
+                    metric_depth: bool, depth_from_disp) -> list[str]:
     """Write ``<name>_disp.jpeg`` (disparity resized bilinearly to ``original_size`` (W, H),
     magma) and ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth),
-    both [1,1,h,w] at the model's resolution. ``disp``: sigmoid disparity [1,1,h,w]."""
+    both [1,1,h,w] at the model's resolution. ``disp``: sigmoid disparity [1,1,h,w];
+    ``depth_from_disp``: disp -> (scaled disparity, metric depth), DepthPredictor's."""
     from depth_hints.visualize import colorize_disparity
 
     width, height = original_size
-    scaled_disp, depth = disp_to_depth(disp, TEST_MIN_DEPTH, TEST_MAX_DEPTH)
+    scaled_disp, depth = depth_from_disp(disp)
     if metric_depth:
         npy_path = os.path.join(output_dir, f"{name}_depth.npy")
-        array = (STEREO_SCALE_FACTOR * depth).cpu().numpy()
+        array = depth.cpu().numpy()
     else:
         npy_path = os.path.join(output_dir, f"{name}{OUTPUT_SUFFIX}.npy")
         array = scaled_disp.cpu().numpy()
@@ -185,30 +174,33 @@ def save_prediction(output_dir: str, name: str, disp: torch.Tensor, original_siz
 
 
 def run_test_simple(options) -> list[str]:
-    """Predict for every input of ``--image_path`` with ``--model_path``; returns the written
-    paths. ``options``: TestSimpleOptions."""
-    from depth_hints.checkpoints import load_depth_model
+    """Predict for every input of ``--image_path`` with ``--model_path`` (a weights folder or
+    an exported model file); returns the written paths. ``options``: TestSimpleOptions."""
     from depth_hints.options import device_from
+    from depth_hints.predictor import DepthPredictor  # above this module: it uses load_rgb
 
     if not os.path.exists(options.image_path):
         raise InferenceError(f"--image_path {options.image_path} does not exist.")
     device = device_from(options.no_cuda)
-    encoder, decoder, info = load_depth_model(options.model_path, device)
-    height, width = feed_size(info)
-    if options.pred_metric_depth and info.use_stereo is False:
-        warn(f"--pred_metric_depth multiplies by {STEREO_SCALE_FACTOR}, which is only meaningful "
+    predictor = DepthPredictor.load(options.model_path, device)
+    height, width = predictor.size
+    factor = predictor.metadata.metric_scale_factor
+    if options.pred_metric_depth and predictor.metadata.use_stereo is False:
+        warn(f"--pred_metric_depth multiplies by {factor:g}, which is only meaningful "
              f"for stereo-trained models; {options.model_path} was trained without stereo, so "
              f"its depths are not in metres.")
     output_dir = options.output_dir or default_output_dir(options.image_path)
     os.makedirs(output_dir, exist_ok=True)
-    print(f"-> Model {options.model_path} at {width}x{height} on {device}; writing to {output_dir}")
+    print(f"-> Model {options.model_path} at {width}x{height} on {device} ({predictor.backend}); "
+          f"writing to {output_dir}")
 
     written = []
     total = count_inputs(options.image_path, options.ext)
     for name, image in tqdm(iter_inputs(options.image_path, options.ext), total=total,
                             desc="predict", unit="img"):
-        batch = to_input_tensor(image, width, height).to(device)
-        disp = predict_disp(encoder, decoder, batch)
-        written += save_prediction(output_dir, name, disp, image.size, options.pred_metric_depth)
+        batch = to_input_tensor(image, width, height).numpy()
+        disp = torch.from_numpy(predictor.predict_tensor(batch))
+        written += save_prediction(output_dir, name, disp, image.size, options.pred_metric_depth,
+                                   predictor.depth_from_disp)
     print(f"-> Wrote {len(written) // 2} predictions to {output_dir}")
     return written
