@@ -168,7 +168,8 @@ def onnx_bytes(graph: DepthGraph, metadata: ExportMetadata) -> bytes:
 
 
 def torchscript_module(graph: DepthGraph, metadata: ExportMetadata) -> torch.jit.ScriptModule:
-    """The traced graph (any batch size; any multiple-of-32 size: the trace has no size baked in)."""
+    """The traced graph. Any batch size and any multiple-of-32 size run: the trace bakes in no
+    size (``dynamic_size`` only matters for ONNX)."""
     example = torch.rand(1, 3, metadata.height, metadata.width,
                          device=next(graph.parameters()).device)
     with warnings.catch_warnings():
@@ -191,7 +192,9 @@ def export_graph(graph: DepthGraph, metadata: ExportMetadata, out: str, fmt: str
         module = torchscript_module(graph, metadata)
         buffer = io.BytesIO()
         extra = {TORCHSCRIPT_METADATA_FILE: json.dumps(metadata.to_strings(), sort_keys=True)}
-        torch.jit.save(module, buffer, _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+            torch.jit.save(module, buffer, _extra_files=extra)
         _atomic_write_bytes(out, buffer.getvalue())
     return out
 
@@ -233,7 +236,9 @@ def load_torchscript(path: str, device=None) -> tuple[torch.jit.ScriptModule, Ex
     _check_file(path)
     extra = {TORCHSCRIPT_METADATA_FILE: ""}
     try:
-        module = torch.jit.load(path, map_location=device, _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+            module = torch.jit.load(path, map_location=device, _extra_files=extra)
     except Exception as e:
         raise ModelFileError(f"{path} is not a TorchScript model ({type(e).__name__}: {e}).") from None
     try:
