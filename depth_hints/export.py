@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from depth_hints.checkpoints import load_depth_model, metric_factor
 from depth_hints.errors import DepthHintsError
-from depth_hints.geometry import disp_to_depth
+from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
 from depth_hints.options import _check_size as check_size
 
 FORMAT_VERSION = "1"
@@ -96,7 +97,7 @@ class DepthGraph(nn.Module):
     (sigmoid, finest scale), and with ``metric`` also depth [B,1,H,W] in metres."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, metric: bool = False,
-                 metric_scale_factor: float = 5.4, min_depth: float = DEFAULT_MIN_DEPTH,
+                 metric_scale_factor: float = STEREO_SCALE_FACTOR, min_depth: float = DEFAULT_MIN_DEPTH,
                  max_depth: float = DEFAULT_MAX_DEPTH) -> None:
         super().__init__()
         self.encoder = encoder
@@ -117,8 +118,6 @@ class DepthGraph(nn.Module):
 
 def graph_from_folder(folder: str, metric: bool = False, device=None) -> tuple[DepthGraph, ExportMetadata]:
     """Weights folder -> (DepthGraph in eval mode, its metadata at the folder's trained size)."""
-    from depth_hints.checkpoints import load_depth_model, metric_factor
-
     encoder, decoder, info = load_depth_model(folder, device)
     options = info.options
     factor = metric_factor(folder)

@@ -90,8 +90,10 @@ def backends(graph: DepthGraph, height: int, width: int, cuda: bool):
     providers = [("onnxruntime CPU", "CPUExecutionProvider")]
     if "CUDAExecutionProvider" in ort.get_available_providers():
         providers.append(("onnxruntime CUDA", "CUDAExecutionProvider"))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same CPU budget as torch
     for name, provider in providers:
-        session = ort.InferenceSession(model, providers=[provider])
+        session = ort.InferenceSession(model, options, providers=[provider])
 
         def make(images, session=session):
             return lambda: session.run(None, {"image": images})[0]
@@ -107,8 +109,12 @@ def main(argv=None) -> int:
     p.add_argument("--num_layers", type=int, nargs="+", default=None, help="ResNet depths (18 50)")
     p.add_argument("--batch_sizes", type=int, nargs="+", default=None, help="batch sizes (1 8)")
     p.add_argument("--budget_s", type=float, default=None, help="timing budget per cell (s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and ONNX Runtime alike (default: torch's default)")
     p.add_argument("--json", type=str, default=None, help="also write the rows here")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     layers = args.num_layers or ([18] if args.quick else [18, 50])
     sizes = [(192, 640)] if args.quick else [(192, 640), (320, 1024)]
     batches = args.batch_sizes or [1, 8]
