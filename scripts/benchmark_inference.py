@@ -36,12 +36,12 @@ def build_graph(num_layers: int) -> DepthGraph:
     return DepthGraph(encoder, networks.DepthDecoder(encoder.num_ch_enc)).eval()
 
 
-def time_interleaved(runs: list, min_repeats: int, budget_s: float) -> list[float]:
-    """Median seconds of each ``runs[i]()`` after one warm-up each, the backends taking turns
-    (so load from other processes falls on all alike): at least ``min_repeats`` rounds, more
-    while the time budget per backend lasts (at most 20 rounds)."""
-    for run in runs:
-        run()
+def time_interleaved(runs: list, min_repeats: int, budget_s: float) -> tuple[list, list[float]]:
+    """Run each ``runs[i]()`` once (warm-up; its output is returned for the parity check), then
+    time them with the backends taking turns (so load from other processes falls on all
+    alike): at least ``min_repeats`` rounds, more while the time budget per backend lasts (at
+    most 20 rounds). Returns (warm-up outputs, median seconds per backend)."""
+    outputs = [run() for run in runs]
     times: list[list[float]] = [[] for _ in runs]
     start = time.perf_counter()
     while len(times[0]) < min_repeats or (
@@ -50,7 +50,7 @@ def time_interleaved(runs: list, min_repeats: int, budget_s: float) -> list[floa
             t0 = time.perf_counter()
             run()
             spent.append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    return outputs, [statistics.median(t) for t in times]
 
 
 def backends(graph: DepthGraph, height: int, width: int, cuda: bool):
@@ -134,13 +134,11 @@ def main(argv=None) -> int:
             made = list(backends(graph, height, width, cuda))
             for batch in batches:
                 images = rng.random((batch, 3, height, width), dtype=np.float32)
-                runs = [make(images) for _, make in made]
-                reference = runs[0]()
-                diffs = [float(np.abs(run() - reference).max()) for run in runs]
+                outputs, seconds = time_interleaved([make(images) for _, make in made], min_repeats, budget)
+                diffs = [float(np.abs(out - outputs[0]).max()) for out in outputs]
                 for (name, _), diff in zip(made, diffs):
                     if diff > 1e-4:
                         print(f"  ! {name} differs from eager by {diff:.2e}")
-                seconds = time_interleaved(runs, min_repeats, budget)
                 floor = 1000.0 * seconds[0] / batch
                 for (name, _), diff, sec in zip(made, diffs, seconds):
                     ms = 1000.0 * sec / batch
