@@ -18,7 +18,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
@@ -148,26 +147,24 @@ def default_output_dir(image_path: str) -> str:
     return os.path.dirname(os.path.abspath(image_path))
 
 
-def save_prediction(output_dir: str, name: str, disp: torch.Tensor, original_size: tuple[int, int],
-                    metric_depth: bool, depth_from_disp) -> list[str]:
-    """Write ``<name>_disp.jpeg`` (disparity resized bilinearly to ``original_size`` (W, H),
-    magma) and ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth),
-    both [1,1,h,w] at the model's resolution. ``disp``: sigmoid disparity [1,1,h,w];
-    ``depth_from_disp``: disp -> (scaled disparity, metric depth), DepthPredictor's."""
+def save_prediction(output_dir: str, name: str, prediction, metric_depth: bool,
+                    depth_from_disp) -> list[str]:
+    """Write ``<name>_disp.jpeg`` (the disparity at the input's size, magma) and
+    ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth), both
+    [1,1,h,w] at the model's resolution. ``prediction``: a DepthPrediction;
+    ``depth_from_disp``: sigmoid disp -> (scaled disparity, metric depth), DepthPredictor's."""
     from depth_hints.visualize import colorize_disparity
 
-    width, height = original_size
-    scaled_disp, depth = depth_from_disp(disp)
+    scaled_disp, depth = depth_from_disp(prediction.model_disp[None, None])
     if metric_depth:
         npy_path = os.path.join(output_dir, f"{name}_depth.npy")
-        array = depth.cpu().numpy()
+        array = depth
     else:
         npy_path = os.path.join(output_dir, f"{name}{OUTPUT_SUFFIX}.npy")
-        array = scaled_disp.cpu().numpy()
-    _atomic(npy_path, lambda f: np.save(f, array))
+        array = scaled_disp
+    _atomic(npy_path, lambda f: np.save(f, np.asarray(array, dtype=np.float32)))
 
-    disp_resized = F.interpolate(disp, size=(height, width), mode="bilinear", align_corners=False)
-    colour = colorize_disparity(disp_resized[0, 0].cpu().numpy())
+    colour = colorize_disparity(prediction.disp)
     jpeg_path = os.path.join(output_dir, f"{name}{OUTPUT_SUFFIX}.jpeg")
     _atomic(jpeg_path, lambda f: Image.fromarray(colour).save(f, format="JPEG", quality=95))
     return [npy_path, jpeg_path]
@@ -198,9 +195,7 @@ def run_test_simple(options) -> list[str]:
     total = count_inputs(options.image_path, options.ext)
     for name, image in tqdm(iter_inputs(options.image_path, options.ext), total=total,
                             desc="predict", unit="img"):
-        batch = to_input_tensor(image, width, height).numpy()
-        disp = torch.from_numpy(predictor.predict_tensor(batch))
-        written += save_prediction(output_dir, name, disp, image.size, options.pred_metric_depth,
-                                   predictor.depth_from_disp)
+        written += save_prediction(output_dir, name, predictor.predict(image),
+                                   options.pred_metric_depth, predictor.depth_from_disp)
     print(f"-> Wrote {len(written) // 2} predictions to {output_dir}")
     return written
