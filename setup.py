@@ -1,6 +1,8 @@
 """Install depth-hints: `pip install -e .[dev]` (see README.md)."""
 from setuptools import find_packages, setup
 
+EXPORT_REQUIRES = ["onnx>=1.14", "onnxruntime>=1.16"]
+
 setup(
     name="depth-hints",
     version="0.1.0",
@@ -23,7 +25,11 @@ setup(
         "matplotlib>=3.5",
         "tqdm>=4.60",
     ],
-    extras_require={"dev": ["pytest>=7"]},
+    extras_require={
+        # depth-hints-export / DepthPredictor.from_onnx (the legacy exporter needs no onnxscript)
+        "export": EXPORT_REQUIRES,
+        "dev": ["pytest>=7"] + EXPORT_REQUIRES,
+    },
     entry_points={
         "console_scripts": [
             "depth-hints-train=train:main",
@@ -31,6 +37,7 @@ setup(
             "depth-hints-precompute=precompute_depth_hints:main",
             "depth-hints-test-simple=test_simple:main",
             "depth-hints-evaluate-pose=evaluate_pose:main",
+            "depth-hints-export=depth_hints.export:main",
         ]
     },
 )

@@ -4,9 +4,14 @@ The checkout's ``datasets`` and ``networks`` are top-level packages (monodepth2'
 Hugging Face's ``datasets`` is installed in most ML environments. Importing this package puts
 the checkout first on ``sys.path`` so that ours are the ones imported from every entry point
 (console scripts, ``python train.py``, ``python -m pytest``, pytest from another directory).
+
+``from depth_hints import DepthPredictor`` is resolved lazily, so importing a light module
+(e.g. ``depth_hints.errors``) does not import torch.
 """
 import os as _os
 import sys as _sys
+
+__all__ = ["DepthPredictor", "DepthPrediction"]
 
 _ROOT = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 
@@ -23,3 +28,10 @@ def _put_checkout_first() -> None:
 
 
 _put_checkout_first()
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from depth_hints import predictor
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'depth_hints' has no attribute {name!r}")

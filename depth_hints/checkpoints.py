@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 import torch
 
 import networks
+from depth_hints.geometry import STEREO_SCALE_FACTOR
 
+# opt.json key of the factor from a stereo model's nominal-baseline depth to metres.
+METRIC_FACTOR_KEY = "metric_scale_factor"
+DEFAULT_FEED_HEIGHT = 192
+DEFAULT_FEED_WIDTH = 640
 ENCODER_EXTRA_KEYS = ("height", "width", "use_stereo")
 _BLOCKS_TO_LAYERS = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}
 
@@ -33,6 +38,10 @@ class DepthModelInfo:
     width: int | None
     use_stereo: bool | None
     options: dict = field(default_factory=dict)
+
+    def feed_size(self) -> tuple[int, int]:
+        """(height, width) the model was trained at; monodepth2's 192x640 if not recorded."""
+        return int(self.height or DEFAULT_FEED_HEIGHT), int(self.width or DEFAULT_FEED_WIDTH)
 
 
 def load_state(folder: str, name: str, map_location="cpu") -> dict:
@@ -64,6 +73,14 @@ def read_options(folder: str) -> dict:
             with open(candidate) as f:
                 return json.load(f)
     return {}
+
+
+def metric_factor(folder: str) -> float:
+    """Metres per unit of a stereo-trained model's depth: the run's ``metric_scale_factor``
+    (opt.json) if recorded, else 5.4 (KITTI's 0.54 m baseline over the nominal 0.1; also
+    right for the released monodepth2 / Depth Hints weights)."""
+    value = read_options(folder).get(METRIC_FACTOR_KEY)
+    return STEREO_SCALE_FACTOR if value is None else float(value)
 
 
 def load_depth_model(folder: str, device=None):

@@ -3,12 +3,13 @@
 
 Outputs per input ``<name>``: ``<name>_disp.jpeg`` (magma colour map at the input's size) and
 ``<name>_disp.npy`` (scaled disparity [1,1,h,w] at the model's resolution) or, with
-``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = 5.4 x the
-nominal-baseline depth of a stereo-trained model).
+``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = the checkpoint's
+metric factor, 5.4 for KITTI, x the nominal-baseline depth of a stereo-trained model).
+The model runs through ``depth_hints.predictor.DepthPredictor`` (a weights folder, or an
+exported ``.onnx`` / TorchScript file).
 """
 from __future__ import annotations
 
-from depth_hints.errors import DepthHintsError
 import glob
 import os
 import sys
@@ -16,55 +17,21 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from depth_hints import images
 from depth_hints.atomic import atomic_write
-from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
+# the inputs' loader and tensor conversion live with the predictor; re-exported here for callers
+from depth_hints.predictor import DepthPredictor, InferenceError, load_rgb, to_input_tensor
 
-DEFAULT_FEED_HEIGHT = 192
-DEFAULT_FEED_WIDTH = 640
-# test_simple.py converts the network output with monodepth2's training range.
-TEST_MIN_DEPTH = 0.1
-TEST_MAX_DEPTH = 100.0
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 OUTPUT_SUFFIX = "_disp"
-
-
-class InferenceError(DepthHintsError, FileNotFoundError):
-    """An input that is missing or unreadable; the message names it."""
-
-
-# ----------------------------------------------------------------------------- shared pieces
-
-def load_rgb(path: str) -> Image.Image:
-    """Open an image file as RGB (``images.load_rgb``); a missing or unreadable file raises
-    InferenceError naming it."""
-    return images.load_rgb(path, InferenceError)
-
-
-def to_input_tensor(image: Image.Image, width: int, height: int) -> torch.Tensor:
-    """PIL RGB image -> network input [1,3,height,width] in [0,1] (LANCZOS resize, as in
-    training and monodepth2's evaluation)."""
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.LANCZOS)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 @torch.no_grad()
 def predict_disp(encoder: torch.nn.Module, decoder: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Images [B,3,H,W] in [0,1] -> sigmoid disparity [B,1,H,W] at scale 0."""
     return decoder(encoder(images))[("disp", 0)]
-
-
-def feed_size(info) -> tuple[int, int]:
-    """(height, width) the model was trained at, from its checkpoint; default 192x640."""
-    height = info.height or DEFAULT_FEED_HEIGHT
-    width = info.width or DEFAULT_FEED_WIDTH
-    return int(height), int(width)
 
 
 def warn(message: str) -> None:
@@ -155,55 +122,54 @@ def default_output_dir(image_path: str) -> str:
     return os.path.dirname(os.path.abspath(image_path))
 
 
-def save_prediction(output_dir: str, name: str, disp: torch.Tensor, original_size: tuple[int, int],
-                    metric_depth: bool) -> list[str]:
-    """Write ``<name>_disp.jpeg`` (disparity resized bilinearly to ``original_size`` (W, H),
-    magma) and ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth),
-    both [1,1,h,w] at the model's resolution. ``disp``: sigmoid disparity [1,1,h,w]."""
+def save_prediction(output_dir: str, name: str, prediction, metric_depth: bool,
+                    depth_from_disp) -> list[str]:
+    """Write ``<name>_disp.jpeg`` (the disparity at the input's size, magma) and
+    ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth), both
+    [1,1,h,w] at the model's resolution. ``prediction``: a DepthPrediction;
+    ``depth_from_disp``: sigmoid disp -> (scaled disparity, metric depth), DepthPredictor's."""
     from depth_hints.visualize import colorize_disparity
 
-    width, height = original_size
-    scaled_disp, depth = disp_to_depth(disp, TEST_MIN_DEPTH, TEST_MAX_DEPTH)
+    scaled_disp, depth = depth_from_disp(prediction.model_disp[None, None])
     if metric_depth:
         npy_path = os.path.join(output_dir, f"{name}_depth.npy")
-        array = (STEREO_SCALE_FACTOR * depth).cpu().numpy()
+        array = depth
     else:
         npy_path = os.path.join(output_dir, f"{name}{OUTPUT_SUFFIX}.npy")
-        array = scaled_disp.cpu().numpy()
-    _atomic(npy_path, lambda f: np.save(f, array))
+        array = scaled_disp
+    _atomic(npy_path, lambda f: np.save(f, np.asarray(array, dtype=np.float32)))
 
-    disp_resized = F.interpolate(disp, size=(height, width), mode="bilinear", align_corners=False)
-    colour = colorize_disparity(disp_resized[0, 0].cpu().numpy())
+    colour = colorize_disparity(prediction.disp)
     jpeg_path = os.path.join(output_dir, f"{name}{OUTPUT_SUFFIX}.jpeg")
     _atomic(jpeg_path, lambda f: Image.fromarray(colour).save(f, format="JPEG", quality=95))
     return [npy_path, jpeg_path]
 
 
 def run_test_simple(options) -> list[str]:
-    """Predict for every input of ``--image_path`` with ``--model_path``; returns the written
-    paths. ``options``: TestSimpleOptions."""
-    from depth_hints.checkpoints import load_depth_model
+    """Predict for every input of ``--image_path`` with ``--model_path`` (a weights folder or
+    an exported model file); returns the written paths. ``options``: TestSimpleOptions."""
     from depth_hints.options import device_from
 
     if not os.path.exists(options.image_path):
         raise InferenceError(f"--image_path {options.image_path} does not exist.")
     device = device_from(options.no_cuda)
-    encoder, decoder, info = load_depth_model(options.model_path, device)
-    height, width = feed_size(info)
-    if options.pred_metric_depth and info.use_stereo is False:
-        warn(f"--pred_metric_depth multiplies by {STEREO_SCALE_FACTOR}, which is only meaningful "
+    predictor = DepthPredictor.load(options.model_path, device)
+    height, width = predictor.size
+    factor = predictor.metadata.metric_scale_factor
+    if options.pred_metric_depth and predictor.metadata.use_stereo is False:
+        warn(f"--pred_metric_depth multiplies by {factor:g}, which is only meaningful "
              f"for stereo-trained models; {options.model_path} was trained without stereo, so "
              f"its depths are not in metres.")
     output_dir = options.output_dir or default_output_dir(options.image_path)
     os.makedirs(output_dir, exist_ok=True)
-    print(f"-> Model {options.model_path} at {width}x{height} on {device}; writing to {output_dir}")
+    print(f"-> Model {options.model_path} at {width}x{height} on {device} ({predictor.backend}); "
+          f"writing to {output_dir}")
 
     written = []
     total = count_inputs(options.image_path, options.ext)
     for name, image in tqdm(iter_inputs(options.image_path, options.ext), total=total,
                             desc="predict", unit="img"):
-        batch = to_input_tensor(image, width, height).to(device)
-        disp = predict_disp(encoder, decoder, batch)
-        written += save_prediction(output_dir, name, disp, image.size, options.pred_metric_depth)
+        written += save_prediction(output_dir, name, predictor.predict(image),
+                                   options.pred_metric_depth, predictor.depth_from_disp)
     print(f"-> Wrote {len(written) // 2} predictions to {output_dir}")
     return written

@@ -8,7 +8,22 @@ import torch
 from torch import nn
 
 import networks
+from networks.resnet_encoder import PretrainedWeightsError
+
 from . import geometry
+from .errors import DepthHintsError
+
+
+class WeightsInitError(DepthHintsError, RuntimeError):
+    """ImageNet weights could not be had (offline); the message names --weights_init scratch.
+    networks/ stays a leaf package (monodepth2's), so its error is re-raised here as ours."""
+
+
+def _encoder(num_layers: int, pretrained: bool, num_input_images: int = 1) -> nn.Module:
+    try:
+        return networks.ResnetEncoder(num_layers, pretrained, num_input_images=num_input_images)
+    except PretrainedWeightsError as e:
+        raise WeightsInitError(str(e)) from None
 
 
 def _transform(axisangle: torch.Tensor, translation: torch.Tensor, invert: bool) -> torch.Tensor:
@@ -32,13 +47,13 @@ class DepthHintsModel(nn.Module):
         self.scales = tuple(scales)
         self.pose_model_type = pose_model_type
         self.pose_model_input = pose_model_input
-        models = {"encoder": networks.ResnetEncoder(num_layers, pretrained)}
+        models = {"encoder": _encoder(num_layers, pretrained)}
         models["depth"] = networks.DepthDecoder(models["encoder"].num_ch_enc, self.scales)
         if self.temporal:
             num_pose_frames = 2 if pose_model_input == "pairs" else len(self.temporal) + 1
             if pose_model_type == "separate_resnet":
-                models["pose_encoder"] = networks.ResnetEncoder(num_layers, pretrained,
-                                                                num_input_images=num_pose_frames)
+                models["pose_encoder"] = _encoder(num_layers, pretrained,
+                                                  num_input_images=num_pose_frames)
                 models["pose"] = networks.PoseDecoder(models["pose_encoder"].num_ch_enc, 1, 2)
             elif pose_model_type == "shared":
                 models["pose"] = networks.PoseDecoder(models["encoder"].num_ch_enc, num_pose_frames)

@@ -181,13 +181,35 @@ def test_simple_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Predict depth for images, a folder or a video.")
     p.add_argument("--image_path", type=str, required=True,
                    help="an image, a folder of images or a video file")
-    p.add_argument("--model_path", type=str, required=True, help="a weights folder")
+    p.add_argument("--model_path", type=str, required=True,
+                   help="a weights folder, or a model exported by depth-hints-export (.onnx or "
+                        "TorchScript)")
     p.add_argument("--ext", type=str, default="jpg", help="image extension to search folders for")
     p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
     p.add_argument("--pred_metric_depth", action="store_true",
                    help="stereo-trained models: save metric depth (x5.4) instead of disparity")
     p.add_argument("--output_dir", type=str, default=None,
                    help="where results go (default: beside the inputs)")
+    return p
+
+
+def export_parser() -> argparse.ArgumentParser:
+    """Flags of ``scripts/export_model.py`` / ``depth-hints-export``."""
+    p = argparse.ArgumentParser(description="Export encoder + depth decoder as one ONNX or "
+                                            "TorchScript graph.")
+    p.add_argument("--load_weights_folder", type=str, required=True,
+                   help="weights folder (ours or a released monodepth2 / Depth Hints one)")
+    p.add_argument("--format", type=str, default="onnx", choices=("onnx", "torchscript"))
+    p.add_argument("--height", type=int, default=None,
+                   help="input height, a multiple of 32 (default: the trained height)")
+    p.add_argument("--width", type=int, default=None,
+                   help="input width, a multiple of 32 (default: the trained width)")
+    p.add_argument("--out", type=str, required=True, help="the file to write")
+    p.add_argument("--metric", action="store_true",
+                   help="also output depth in metres (x the checkpoint's metric factor, 5.4 "
+                        "for KITTI-trained and released weights)")
+    p.add_argument("--dynamic_size", action="store_true",
+                   help="height and width dynamic too (multiples of 32), not only the batch")
     return p
 
 
@@ -218,6 +240,7 @@ EvaluateOptions = _config_class("EvaluateOptions", evaluate_parser())
 PrecomputeOptions = _config_class("PrecomputeOptions", precompute_parser())
 TestSimpleOptions = _config_class("TestSimpleOptions", test_simple_parser())
 EvaluatePoseOptions = _config_class("EvaluatePoseOptions", evaluate_pose_parser())
+ExportOptions = _config_class("ExportOptions", export_parser())
 
 
 def _freeze(cls, values: dict):
@@ -330,6 +353,13 @@ def parse_precompute(argv: Sequence[str] | None = None):
 def parse_test_simple(argv: Sequence[str] | None = None):
     """Parse ``test_simple.py`` flags -> TestSimpleOptions."""
     return _freeze(TestSimpleOptions, vars(test_simple_parser().parse_args(argv)))
+
+
+def parse_export(argv: Sequence[str] | None = None):
+    """Parse ``depth-hints-export`` flags -> ExportOptions; sizes must be multiples of 32."""
+    values = vars(export_parser().parse_args(argv))
+    _check_size(*(32 if values[k] is None else values[k] for k in ("height", "width")))
+    return _freeze(ExportOptions, values)
 
 
 def parse_evaluate_pose(argv: Sequence[str] | None = None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from depth_hints.errors import DepthHintsError
 import os
 import socket
 from collections.abc import Callable
@@ -22,7 +21,7 @@ _RESNETS: dict[int, tuple[Callable[..., models.ResNet], models.WeightsEnum]] = {
     152: (models.resnet152, models.ResNet152_Weights.IMAGENET1K_V1),
 }
 
-class PretrainedWeightsError(DepthHintsError, RuntimeError):
+class PretrainedWeightsError(RuntimeError):
     """ImageNet weights could not be had; the message names --weights_init scratch."""
 
 
