@@ -9,6 +9,12 @@ keeps the paper's bank at any width; the others scale it to their focal length.
 Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
 resize); SGBM sees the resized uint8 images, the photometric pick the same images / 255.
 
+Scaling out: ``--shard I/N`` (or a SLURM array task / torchrun rank, ``resolve_shard``) does
+the frames i of the sorted split with i % N == I; shards share only the output folder. On a
+GPU (``--pick_device``) the matcher pool only matches and the main process alone picks, tile
+by tile (``fused_sgm.DEVICE_TILE``). ``--verify`` (``verify``) checks the files and computes
+nothing.
+
 SceneFlow (``--dataset sceneflow``): images of --sceneflow_pass from its layout,
 the same fused SGM, hints in the same nominal convention with the sequence's own normalised
 focal length: depth = fx_norm * W * 0.1 / d (fx_norm = 1050 / 960 for the 35 mm renders), the
@@ -113,7 +119,7 @@ class FrameJob:
     report: bool
     gt_disparity: Optional[str]
     skip_duplicates: bool
-    fuse: bool  # False: the worker stops after matching (the main process picks, ``Picker``)
+    fuse: bool  # False: the worker stops after matching (the main process alone picks)
 
 
 def sample_camera(job: FrameJob, sample) -> tuple:
