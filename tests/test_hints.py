@@ -512,17 +512,6 @@ def test_sceneflow_refuses_kitti_lines_naming_the_subsets(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- shards
 
-SHARD_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
-                   "SLURM_ARRAY_TASK_STEP", "RANK", "WORLD_SIZE", "LOCAL_RANK")
-
-
-@pytest.fixture
-def no_shard_environment(monkeypatch):
-    """No SLURM array or torchrun variables from the machine running the tests."""
-    for name in SHARD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.mark.parametrize("flag,environ,expected", [
     (None, {}, (0, 1)),
     ("2/3", {}, (2, 3)),
@@ -580,8 +569,7 @@ def _hint_files(save: Path) -> dict:
 
 
 @pytest.mark.parametrize("count", [2, 3])
-def test_union_of_shards_is_byte_identical_to_one_run(tmp_path, clean_run, count, monkeypatch,
-                                                       no_shard_environment):
+def test_union_of_shards_is_byte_identical_to_one_run(tmp_path, clean_run, count, monkeypatch):
     """N = 2 with --shard, N = 3 as a SLURM array --array=1-3 (SLURM_ARRAY_TASK_MIN 1)."""
     root, split, clean, _, _ = clean_run
     save = tmp_path / "hints"
@@ -608,7 +596,7 @@ def test_union_of_shards_is_byte_identical_to_one_run(tmp_path, clean_run, count
     assert _hint_files(save) == _hint_files(clean)
 
 
-def test_bad_shard_is_a_one_line_error(clean_run, capsys, no_shard_environment):
+def test_bad_shard_is_a_one_line_error(clean_run, capsys):
     root, split, _, _, _ = clean_run
     code = precompute_depth_hints.main(["--data_path", str(root), "--filenames", str(split),
                                         "--png", "--shard", "2/2"])
@@ -655,7 +643,7 @@ def test_check_hint_file_tells_each_problem_apart(tmp_path):
 
 
 def test_verify_passes_a_good_folder_and_lists_every_problem_of_a_damaged_one(
-        tmp_path, clean_run, capsys, no_shard_environment):
+        tmp_path, clean_run, capsys):
     root, split, clean, _, _ = clean_run
     argv = ["--data_path", str(root), "--filenames", str(split), "--png", "--height",
             str(HEIGHT), "--width", str(WIDTH), "--num_workers", "0", "--no_cuda", "--verify"]
