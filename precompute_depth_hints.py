@@ -4,8 +4,10 @@
     python precompute_depth_hints.py --dataset sceneflow --data_path sceneflow --width 576 --height 320
 
 Writes <save_path>/<folder>/image_0{2,3}/<frame:010d>.npy; resumable (existing valid hints are
-skipped). Exit code 0 when every frame has a hint, 1 when some failed (e.g. missing images,
-listed in the summary), 2 on a bad flag, split file or input.
+skipped). --shard I/N (or a SLURM array / torchrun environment) computes one shard of the split;
+--verify computes nothing and checks every hint file of the split. Exit code 0 when every frame
+has a (valid) hint, 1 when some failed or are missing / corrupt (listed in the summary), 2 on a
+bad flag, split file or input.
 """
 import sys
 
@@ -15,9 +17,10 @@ from depth_hints.errors import run_entry_point
 def main(argv=None) -> int:
     """Parse the flags and precompute; project errors become one line and exit code 2."""
     def run() -> int:
-        from depth_hints.precompute import precompute
+        from depth_hints.precompute import precompute, verify
         from depth_hints.options import parse_precompute
-        summary = precompute(parse_precompute(argv))
+        options = parse_precompute(argv)
+        summary = verify(options) if options.verify else precompute(options)
         return 0 if summary.ok else 1
     return run_entry_point(run, "precompute_depth_hints.py")
 

@@ -258,10 +258,14 @@ def relevant_candidates(disparities: np.ndarray) -> np.ndarray:
 # Rows, columns of a fusion tile on CPU: among the fastest of 16..64 x 64..512 at 1024x320
 # (smaller tiles skip more tied candidates but pay more per-call overhead).
 CPU_TILE = (32, 128)
+# Rows, columns of a fusion tile on a GPU: bounds the pick's memory whatever the image size
+# (about 25 float32 maps of N x 3 x 130 x 1026 at the peak: ~40 MB per candidate).
+DEVICE_TILE = (128, 1024)
 
 
 def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
-                    tile: Optional[tuple] = CPU_TILE, device=None):
+                    tile: Optional[tuple] = CPU_TILE, device=None,
+                    skip_tied: Optional[bool] = None):
     """Per-pixel photometric pick among candidate disparities.
 
     target, other: [H,W,3] float in [0, 1] (numpy or torch); disparities [N,H,W] pixels in the
@@ -271,7 +275,10 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
     error instead of letting their corner-pixel "warp" compete.
     ``tile`` (rows, columns) scores the image tile by tile, each with a 1-pixel halo (so the
     3x3 SSIM is exactly the whole image's) and only the candidates ``relevant_candidates``
-    keeps there: the same pick for less work on CPU. None scores everything at once (GPU).
+    keeps there: the same pick for less work on CPU. None scores everything at once.
+    ``skip_tied`` (default: on the CPU only) drops the tied candidates per tile; off, every
+    tile scores every candidate (on a GPU: no host round trip per tile, memory bounded by the
+    tile). Every choice gives the same pick.
     Returns (disparity [H,W] float32 numpy, 0 = no hint; winner [H,W] int64 numpy)."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     disparities_np = np.ascontiguousarray(np.asarray(
@@ -291,7 +298,8 @@ def fuse_candidates(target, other, disparities, side: str, strict: bool = False,
     pairs = _neighbour_pairs(to_chw(other))
     disparity_t = torch.from_numpy(disparities_np).to(device)
     tile_rows, tile_cols = tile if tile else (height, width)
-    relevant = relevant_candidates(disparities_np) if tile and n > 1 else None
+    skip_tied = device.type == "cpu" if skip_tied is None else skip_tied
+    relevant = relevant_candidates(disparities_np) if tile and skip_tied and n > 1 else None
     winner = torch.empty(height, width, dtype=torch.long, device=device)
     with torch.inference_mode():  # no autograd bookkeeping in the many small tile ops
         _pick_tiles(target, pairs, disparity_t, relevant, winner, side, strict, tile_rows, tile_cols)

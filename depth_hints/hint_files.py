@@ -8,11 +8,15 @@ means no hint. Written as (1, H, W) like the original release.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from depth_hints import geometry
 from depth_hints.atomic import atomic_write
@@ -89,6 +93,135 @@ def remove_stale_temporaries(directories, min_age_s: float = 60.0) -> int:
             except OSError:
                 pass
     return removed
+
+
+# ----------------------------------------------------------------------------- verification
+
+#: what ``check_hint_file`` finds, in the order the summary lists them
+HINT_STATUSES = ("ok", "missing", "corrupt", "wrong size")
+
+
+@dataclasses.dataclass(frozen=True)
+class HintCheck:
+    """One hint file as found: status (one of HINT_STATUSES), the problem's message naming the
+    file ('' when ok), the hint's fraction of pixels with a hint (full checks of good files
+    only), and (``keep_hint``) the loaded float32 [H, W] depth."""
+    path: str
+    status: str
+    message: str = ""
+    coverage: Optional[float] = None
+    hint: Optional[np.ndarray] = None
+
+
+def read_hint_header(path: str) -> tuple:
+    """(height, width) of a hint file from its .npy header alone, without reading the depths.
+
+    Raises HintFileError naming the file when it is missing, not an .npy file, not float,
+    not (H, W) / (1, H, W), or shorter than its header promises (truncated)."""
+    if not os.path.isfile(path):
+        raise HintFileError(f"Depth hint {path} does not exist. Run precompute_depth_hints.py "
+                            f"for this split, or point --depth_hint_path at the hints.")
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            data_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            size = os.fstat(f.fileno()).st_size
+            offset = f.tell()
+    except Exception as e:  # not an .npy file, or a header cut short
+        raise HintFileError(f"Depth hint {path} is corrupt ({type(e).__name__}: {e}). Delete it "
+                            f"and re-run precompute_depth_hints.py (it recomputes missing files).") from None
+    if size != offset + data_bytes:
+        raise HintFileError(f"Depth hint {path} is corrupt ({size} bytes, its header promises "
+                            f"{offset + data_bytes}). Re-run precompute_depth_hints.py (it "
+                            f"recomputes corrupt files).")
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2 or dtype.kind != "f":
+        raise HintFileError(f"Depth hint {path} has shape {shape} and dtype {dtype}; "
+                            f"expected float (H, W) or (1, H, W). Re-run precompute_depth_hints.py.")
+    return tuple(int(v) for v in shape)
+
+
+def check_hint_file(path: str, shape: Optional[tuple] = None, header_only: bool = False,
+                    keep_hint: bool = False) -> HintCheck:
+    """Check one hint file without raising -> HintCheck.
+
+    Full check (default): it exists, loads (``load_hint``: float, (H, W) or (1, H, W), finite,
+    non-negative) and, when ``shape`` (height, width) is given, has that size; coverage is the
+    fraction of pixels with a hint. ``header_only``: existence, the .npy header, dtype, rank
+    and file length only (``read_hint_header``): quick, as it reads no depths; values are then
+    checked when the file is loaded."""
+    if not os.path.exists(path):
+        return HintCheck(path, "missing", f"{path} does not exist")
+    hint = None
+    try:
+        if header_only:
+            found = read_hint_header(path)
+        else:
+            hint = load_hint(path)
+            found = hint.shape
+    except HintFileError as e:
+        return HintCheck(path, "corrupt", str(e))
+    if shape is not None and tuple(found) != tuple(shape):
+        return HintCheck(path, "wrong size", f"{path} is {found[1]}x{found[0]}, not "
+                                             f"{shape[1]}x{shape[0]}")
+    coverage = None if hint is None else hint_coverage(hint)
+    return HintCheck(path, "ok", coverage=coverage, hint=hint if keep_hint else None)
+
+
+@dataclasses.dataclass
+class HintVerification:
+    """The hint files of a split, checked: counts per status, the problems, mean coverage."""
+    total: int
+    counts: dict  # status -> number of files
+    problems: list  # HintCheck of every file that is not ok, in split order
+    mean_coverage: Optional[float]  # over the good files (full checks only)
+    header_only: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def format(self, limit: int = 20) -> str:
+        """A human-readable summary: one line of counts, then up to ``limit`` problems."""
+        counts = ", ".join(f"{status} {self.counts.get(status, 0)}" for status in HINT_STATUSES)
+        coverage = (f"; mean coverage {self.mean_coverage:.4f}" if self.mean_coverage is not None
+                    else "")
+        checked = "headers of " if self.header_only else ""
+        lines = [f"checked {checked}{self.total} hint files: {counts}{coverage}"]
+        for check in self.problems[:limit]:
+            lines.append(f"  {check.status}: {check.message}")
+        if len(self.problems) > limit:
+            lines.append(f"  ... and {len(self.problems) - limit} more")
+        return "\n".join(lines)
+
+
+def verify_hint_files(paths: Sequence[str], shape: Optional[tuple] = None,
+                      header_only: bool = False, threads: int = 1,
+                      progress: bool = False) -> HintVerification:
+    """``check_hint_file`` on every path (``threads`` at a time; numpy reads release the GIL)
+    -> HintVerification. Reads only; nothing is written or recomputed. ``progress`` shows a
+    tqdm bar."""
+    paths = list(paths)
+    counts = {status: 0 for status in HINT_STATUSES}
+    problems, coverages = [], []
+
+    def check(path):
+        return check_hint_file(path, shape, header_only)
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for result in tqdm(pool.map(check, paths), total=len(paths), unit="file",
+                           desc="verify hints", disable=not progress, dynamic_ncols=True):
+            counts[result.status] += 1
+            if result.status != "ok":
+                problems.append(result)
+            elif result.coverage is not None:
+                coverages.append(result.coverage)
+    mean = float(np.mean(coverages)) if coverages else None
+    return HintVerification(len(paths), counts, problems, mean, header_only)
 
 
 # ----------------------------------------------------------------------------- units

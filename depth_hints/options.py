@@ -173,6 +173,19 @@ def precompute_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict_candidates", action="store_true",
                    help="drop candidates without disparity instead of letting them compete "
                         "(the original competes them; see docs)")
+    p.add_argument("--shard", type=str, default=None,
+                   help="I/N (0-based): compute only shard I of N, the frames i of the sorted "
+                        "split with i %% N == I (shards share only --save_path). Default: from "
+                        "SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else torchrun's RANK / "
+                        "WORLD_SIZE, when set; else every frame")
+    p.add_argument("--verify", action="store_true",
+                   help="compute nothing: check that every hint file of the split exists, "
+                        "loads, is --height x --width, finite and non-negative; print a "
+                        "summary and exit 1 on any problem")
+    p.add_argument("--pick_device", type=str, default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the per-pixel pick runs: cpu (in every worker), cuda (one "
+                        "consumer on the GPU, fed by the CPU matcher pool), auto (cuda when a "
+                        "GPU is visible and not --no_cuda)")
     return p
 
 
@@ -347,6 +360,9 @@ def parse_precompute(argv: Sequence[str] | None = None):
         values["save_path"] = os.path.join(values["data_path"], "depth_hints")
     if values["height"] <= 0 or values["width"] <= 0:
         raise OptionsError("--height and --width must be positive")
+    if values["pick_device"] == "cuda" and values["no_cuda"]:
+        raise OptionsError("--pick_device cuda and --no_cuda exclude each other; drop one "
+                           "(--pick_device auto follows --no_cuda).")
     return _freeze(PrecomputeOptions, values)
 
 
@@ -382,7 +398,6 @@ def save_options(options, path: str) -> None:
 
 def device_from(no_cuda: bool):
     """The one place the device is chosen: CUDA if present and not --no_cuda, else CPU."""
-    import sys
     import torch
     if no_cuda:
         return torch.device("cpu")
@@ -391,5 +406,5 @@ def device_from(no_cuda: bool):
     if torch.version.cuda is not None:
         print(f"note: this torch build supports CUDA {torch.version.cuda} but sees no GPU "
               f"(driver, CUDA_VISIBLE_DEVICES?); running on the CPU (--no_cuda hides this note)",
-              file=sys.stderr)
+              flush=True)  # stdout, with the device line: stderr is kept for errors
     return torch.device("cpu")

@@ -9,6 +9,12 @@ keeps the paper's bank at any width; the others scale it to their focal length.
 Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
 resize); SGBM sees the resized uint8 images, the photometric pick the same images / 255.
 
+Scaling out: ``--shard I/N`` (or a SLURM array task / torchrun rank, ``resolve_shard``) does
+the frames i of the sorted split with i % N == I; shards share only the output folder. On a
+GPU (``--pick_device``) the matcher pool only matches and the main process alone picks, tile
+by tile (``fused_sgm.DEVICE_TILE``). ``--verify`` (``verify``) checks the files and computes
+nothing.
+
 SceneFlow (``--dataset sceneflow``): images of --sceneflow_pass from its layout,
 the same fused SGM, hints in the same nominal convention with the sequence's own normalised
 focal length: depth = fx_norm * W * 0.1 / d (fx_norm = 1050 / 960 for the 35 mm renders), the
@@ -23,12 +29,13 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Optional
+from typing import Mapping, Optional
 
 import cv2
 import numpy as np
@@ -40,12 +47,12 @@ from datasets.registry import make_layout
 from depth_hints import splits
 from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
-from depth_hints.fused_sgm import (CPU_TILE, bank_disparities, distinct_indices,
+from depth_hints.fused_sgm import (CPU_TILE, DEVICE_TILE, bank_disparities, distinct_indices,
                                    duplicate_block_sizes_identical, fuse_candidates, match_view,
                                    sgbm_bank)
-from depth_hints.hint_files import (HintFileError, disparity_to_hint_depth, hint_coverage,
-                                    hint_depth_to_disparity, hint_file_path, load_hint,
-                                    remove_stale_temporaries, save_hint)
+from depth_hints.hint_files import (HintVerification, check_hint_file, disparity_to_hint_depth,
+                                    hint_coverage, hint_depth_to_disparity, hint_file_path,
+                                    remove_stale_temporaries, save_hint, verify_hint_files)
 from depth_hints.images import load_rgb_array
 from depth_hints.metrics import disparity_errors
 from depth_hints.options import device_from, to_json_dict
@@ -112,7 +119,7 @@ class FrameJob:
     report: bool
     gt_disparity: Optional[str]
     skip_duplicates: bool
-    fuse: bool  # False: the worker stops after matching (the main process fuses on the GPU)
+    fuse: bool  # False: the worker stops after matching (the main process alone picks)
 
 
 def sample_camera(job: FrameJob, sample) -> tuple:
@@ -262,15 +269,10 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
 def _existing_hint(path: str, height: int, width: int):
     """(hint, None) for a valid existing file of the right size, (None, reason) otherwise,
     (None, None) when there is no file."""
-    if not os.path.exists(path):
+    check = check_hint_file(path, (height, width), keep_hint=True)
+    if check.status == "missing":
         return None, None
-    try:
-        hint = load_hint(path)
-    except HintFileError as e:
-        return None, str(e)
-    if hint.shape != (height, width):
-        return None, f"{path} is {hint.shape[1]}x{hint.shape[0]}, not {width}x{height}"
-    return hint, None
+    return (check.hint, None) if check.status == "ok" else (None, check.message)
 
 
 def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None, specs=None):
@@ -290,14 +292,21 @@ def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None, spe
 
 def _finish_frame(job: FrameJob, sample, index: int, target, other, candidates, replaced: bool,
                   device=None) -> FrameResult:
-    """Fuse matched candidates, write the hint atomically, score it."""
+    """Fuse matched candidates, write the hint atomically, score it.
+
+    device None: a worker's own pick on the CPU (small tiles, tied candidates skipped); a
+    device: the one picker's (``DEVICE_TILE`` tiles, every candidate; GPU memory bounded by
+    the tile). Both give the same pick."""
     fx_normalised, specs = sample_camera(job, sample)
     keep = distinct_indices(job.skip_duplicates, specs)
-    on_gpu = device is not None and torch.device(device).type == "cuda"
+    if device is None:
+        tile, skip_tied = CPU_TILE, True
+    else:
+        tile, skip_tied = DEVICE_TILE, False
     disparity, _ = fuse_candidates(target.astype(np.float32) / 255.0,
                                    other.astype(np.float32) / 255.0, candidates[keep],
                                    sample.side, strict=job.strict, device=device,
-                                   tile=None if on_gpu else CPU_TILE)
+                                   tile=tile, skip_tied=skip_tied)
     depth = disparity_to_hint_depth(disparity.astype(np.float64), job.width,
                                     fx_normalised).astype(np.float32)
     path = hint_file_path(job.save_path, sample.folder, sample.frame_index, sample.side)
@@ -455,7 +464,8 @@ class _one_library_thread:
 
 
 def precompute(options, progress: bool = True, verbose: bool = True,
-               threads: Optional[int] = None) -> PrecomputeSummary:
+               threads: Optional[int] = None,
+               one_picker: Optional[bool] = None) -> PrecomputeSummary:
     """Compute the hints of every frame in ``options.filenames`` (PrecomputeOptions).
 
     Existing valid hints are skipped (unless --overwrite_saved_depths); truncated, corrupt or
@@ -464,14 +474,18 @@ def precompute(options, progress: bool = True, verbose: bool = True,
     other errors are collected in the summary; the others complete.
     --num_workers 0 runs in this process, ``threads`` frames at a time (default: one per core;
     OpenCV and torch release the GIL); N > 0 uses N processes of one thread each, at most one
-    per usable core. The fusion runs on CUDA when present (not --no_cuda): then worker
-    processes only match and this process fuses."""
+    per usable core. --shard (or the environment, ``resolve_shard``) limits the run to one
+    shard of the split. The per-pixel pick runs where --pick_device says: on the CPU every
+    worker picks its own frames; on a GPU the workers (threads or processes) only match and
+    this process alone picks, one frame at a time in fixed tiles, so GPU memory does not grow
+    with the core count. ``one_picker`` forces that layout (True, e.g. on the CPU in tests) or
+    the per-worker one (False)."""
     start = time.time()
-    layout = make_layout(options.dataset, options.data_path, img_ext=".png" if options.png else ".jpg",
-                         sceneflow_pass=options.sceneflow_pass)
-    samples = _check_inputs(options, layout)
-    device = device_from(options.no_cuda)
-    in_process = options.num_workers == 0 or len(samples) == 1
+    layout, samples, shard = split_samples(options)
+    device = resolve_pick_device(options.pick_device, options.no_cuda)
+    if one_picker is None:
+        one_picker = device.type != "cpu"
+    in_process = options.num_workers == 0 or len(samples) <= 1
     skip_duplicates = duplicate_block_sizes_identical()
     if not skip_duplicates:
         warnings.warn("OpenCV's StereoSGBM gives different maps for blockSize 2 and 3 here; "
@@ -480,7 +494,7 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                    height=options.height, width=options.width, dtype=options.dtype,
                    strict=options.strict_candidates, overwrite=options.overwrite_saved_depths,
                    report=bool(options.report), gt_disparity=options.gt_disparity,
-                   skip_duplicates=skip_duplicates, fuse=in_process or device.type != "cuda")
+                   skip_duplicates=skip_duplicates, fuse=not one_picker)
     directories = sorted({os.path.dirname(hint_file_path(options.save_path, s.folder,
                                                          s.frame_index, s.side))
                           for s in samples})
@@ -513,7 +527,8 @@ def precompute(options, progress: bool = True, verbose: bool = True,
             threads = max(1, min(threads or usable_cores(), len(samples)))
             parallelism = f"in-process, {threads} thread{'s' * (threads > 1)}"
             with _one_library_thread(), ThreadPoolExecutor(threads) as executor:
-                tasks = ((process_frame, job, index, sample, device)
+                # At most 2 x threads frames in flight: the queue the one picker drains.
+                tasks = ((process_frame, job, index, sample)
                          for index, sample in enumerate(samples))
                 for outcome in _bounded_map(executor, tasks, window=2 * threads):
                     collect(outcome)
@@ -529,6 +544,10 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                     collect(outcome)
     finally:
         bar.close()
+    if one_picker:
+        parallelism += f"; pick on {device} in the main process"
+    if shard.count > 1:
+        parallelism = f"{shard.describe()}; {parallelism}"
 
     done = [r for r in results if r is not None]
     coverages = [r.coverage for r in done if r.coverage is not None]
@@ -549,3 +568,132 @@ def precompute(options, progress: bool = True, verbose: bool = True,
     if verbose:
         print(summary.format(), file=sys.stdout)
     return summary
+
+
+# ----------------------------------------------------------------------------- shards
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0-based) and what chose it (a flag or variables)."""
+    index: int = 0
+    count: int = 1
+    source: str = ""
+
+    def describe(self) -> str:
+        """'shard 1/4 (SLURM_ARRAY_TASK_ID)', or '' for the whole split."""
+        if self.count == 1:
+            return ""
+        return f"shard {self.index}/{self.count}" + (f" from {self.source}" if self.source else "")
+
+
+def _integer_variable(environ: Mapping, name: str, fix: str) -> int:
+    value = environ.get(name)
+    if value is None:
+        raise PrecomputeError(f"{name} is not set, but the shard is read from the environment: "
+                              f"{fix}.")
+    try:
+        return int(value)
+    except ValueError:
+        raise PrecomputeError(f"{name}={value!r} is not an integer: {fix}.") from None
+
+
+def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None) -> Shard:
+    """This process's shard: ``--shard I/N`` (0-based); else, when set, a SLURM array task
+    (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN, over SLURM_ARRAY_TASK_STEP, of
+    SLURM_ARRAY_TASK_COUNT); else torchrun's RANK of WORLD_SIZE; else the whole split (0/1).
+    A bad value raises PrecomputeError naming the flag or the variable."""
+    environ = os.environ if environ is None else environ
+    if flag is not None:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", flag)
+        if not match or not 0 <= int(match[1]) < int(match[2]):
+            raise PrecomputeError(f"--shard {flag!r}: expected I/N with 0 <= I < N (0-based), "
+                                  f"e.g. --shard 0/4 ... --shard 3/4 for four shards.")
+        return Shard(int(match[1]), int(match[2]), "--shard")
+    if "SLURM_ARRAY_TASK_ID" in environ:
+        fix = "submit the array as --array=0-<N-1> (see scripts/slurm/precompute_array.sbatch) " \
+              "or pass --shard I/N"
+        task = _integer_variable(environ, "SLURM_ARRAY_TASK_ID", fix)
+        count = _integer_variable(environ, "SLURM_ARRAY_TASK_COUNT", fix)
+        first = (_integer_variable(environ, "SLURM_ARRAY_TASK_MIN", fix)
+                 if "SLURM_ARRAY_TASK_MIN" in environ else 0)
+        step = (_integer_variable(environ, "SLURM_ARRAY_TASK_STEP", fix)
+                if "SLURM_ARRAY_TASK_STEP" in environ else 1)
+        offset = task - first
+        if count < 1 or step < 1 or offset % step or not 0 <= offset // step < count:
+            raise PrecomputeError(f"SLURM_ARRAY_TASK_ID={task} is not one of "
+                                  f"SLURM_ARRAY_TASK_COUNT={count} evenly spaced tasks from "
+                                  f"SLURM_ARRAY_TASK_MIN={first} in steps of "
+                                  f"SLURM_ARRAY_TASK_STEP={step}: {fix}.")
+        return Shard(offset // step, count, "SLURM_ARRAY_TASK_ID")
+    if "WORLD_SIZE" in environ:
+        fix = "start the processes with torchrun, or pass --shard I/N"
+        rank = _integer_variable(environ, "RANK", fix)
+        size = _integer_variable(environ, "WORLD_SIZE", fix)
+        if not 0 <= rank < size:
+            raise PrecomputeError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={size}): "
+                                  f"{fix}.")
+        return Shard(rank, size, "RANK/WORLD_SIZE")
+    return Shard()
+
+
+def shard_samples(samples: list, shard: Shard) -> list:
+    """The frames of ``shard``: the i-th of the sorted unique frames (folder, frame, side)
+    goes to shard i % count, so a shard's frames depend on the split alone (stable under
+    resume) and the shards partition the split. Kept in split order."""
+    if shard.count == 1:
+        return list(samples)
+    ordered = sorted(set(samples), key=lambda s: (s.folder, s.frame_index, s.side))
+    mine = set(ordered[shard.index::shard.count])
+    return [s for s in samples if s in mine]
+
+
+# ----------------------------------------------------------------------------- the pick device
+
+def resolve_pick_device(choice: str, no_cuda: bool,
+                        environ: Optional[Mapping] = None) -> torch.device:
+    """The device of the per-pixel pick (--pick_device): 'cpu'; 'cuda' (an error when no GPU
+    is visible); 'auto' = CUDA when visible and not --no_cuda (``options.device_from``), else
+    the CPU. Several processes on a machine with several GPUs (torchrun) use cuda:LOCAL_RANK."""
+    environ = os.environ if environ is None else environ
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice == "auto":
+        if device_from(no_cuda).type != "cuda":
+            return torch.device("cpu")
+    elif not torch.cuda.is_available():
+        raise PrecomputeError("--pick_device cuda: this machine shows no CUDA GPU (driver, "
+                              "CUDA_VISIBLE_DEVICES?); use --pick_device cpu or auto.")
+    local_rank = environ.get("LOCAL_RANK", "0")
+    index = int(local_rank) if local_rank.isdigit() else 0
+    return torch.device("cuda", index % torch.cuda.device_count())
+
+
+# ----------------------------------------------------------------------------- verification
+
+def split_samples(options) -> tuple:
+    """(layout, the unique frames of the split that this shard does, the Shard) from the
+    options; bad inputs raise PrecomputeError."""
+    layout = make_layout(options.dataset, options.data_path,
+                         img_ext=".png" if options.png else ".jpg",
+                         sceneflow_pass=options.sceneflow_pass)
+    shard = resolve_shard(options.shard)
+    return layout, shard_samples(_check_inputs(options, layout), shard), shard
+
+
+def verify(options, progress: bool = True, verbose: bool = True,
+           threads: Optional[int] = None) -> HintVerification:
+    """--verify: check every hint file the split (this shard's part of it) needs: it exists,
+    loads, is --height x --width, finite and non-negative. Reads only; recomputes nothing.
+    Prints the summary (counts, missing and corrupt files, mean coverage)."""
+    _, samples, shard = split_samples(options)
+    paths = [hint_file_path(options.save_path, s.folder, s.frame_index, s.side) for s in samples]
+    verification = verify_hint_files(paths, (options.height, options.width),
+                                     threads=threads or usable_cores(), progress=progress)
+    if verbose:
+        where = f"{options.save_path} ({options.width}x{options.height}"
+        where += f", {shard.describe()})" if shard.count > 1 else ")"
+        print(f"Verify depth hints in {where}: {verification.format()}")
+        if not verification.ok:
+            print("  -> run precompute_depth_hints.py with the same flags, without --verify: "
+                  "it computes the missing files and replaces the others.")
+    return verification

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 import datasets
 from . import checkpoints, distributed, objective, options as options_module
+from .hint_files import verify_hint_files
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
 
@@ -61,17 +62,32 @@ def build_datasets(opt):
 
 
 def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: str) -> None:
-    """Fail before training when files are missing or the first sample does not load."""
+    """Fail before training when files are missing or the first sample does not load.
+
+    With hints, every hint file's .npy header is read (``hint_files.verify_hint_files``,
+    header-only: the precompute's --verify without reading the depths): a truncated, non-float
+    or wrongly shaped file stops training here; depths are checked (finite, non-negative)
+    when each file is loaded."""
     if not os.path.isdir(dataset.data_path):
         raise TrainingError(f"--data_path {dataset.data_path!r} does not exist.")
     missing = dataset.missing_files()
+    dataset_flag = " --dataset sceneflow" if type(dataset).__name__ == "SceneFlowDataset" else ""
+    precompute_command = (f"python precompute_depth_hints.py{dataset_flag} --data_path "
+                          f"{dataset.data_path} --save_path {depth_hint_path}")
     if missing:
         hints = [m for m in missing if m.endswith(".npy")]
-        dataset_flag = " --dataset sceneflow" if type(dataset).__name__ == "SceneFlowDataset" else ""
-        fix = (f" Precompute hints with `python precompute_depth_hints.py{dataset_flag} --data_path "
-               f"{dataset.data_path} --save_path {depth_hint_path}` (or fix --depth_hint_path)."
+        fix = (f" Precompute hints with `{precompute_command}` (or fix --depth_hint_path)."
                if hints else " Check --data_path, --png and the split.")
         raise TrainingError(f"{name}: {len(missing)}+ missing files, e.g. {missing[0]}.{fix}")
+    if use_depth_hints:
+        checked = verify_hint_files([dataset.hint_path(s) for s in dataset.samples],
+                                    header_only=True, threads=8)
+        if not checked.ok:
+            first = checked.problems[0]
+            raise TrainingError(f"{name}: {len(checked.problems)} of {checked.total} hint files "
+                                f"are unreadable, e.g. {first.status}: {first.message} "
+                                f"`{precompute_command}` replaces them (add --verify to list "
+                                f"them all).")
     dataset[0]  # surfaces unreadable images and corrupt hints with their own messages
 
 

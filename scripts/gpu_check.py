@@ -44,10 +44,18 @@ def _benchmark_train(extra: list[str], nproc: int, timeout: int) -> dict:
 
 
 def hint_checks(timeout: int) -> dict:
-    """Hint precompute on this machine. TODO(issue 11, precompute half): add the GPU-vs-CPU pick
-    comparison figures here once the pick runs on CUDA (its test is tests/test_cuda.py::
-    test_gpu_hint_pick_equals_cpu)."""
-    return {"benchmark_hints": _run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_hints.py"),
+    """Hint precompute on this machine: the GPU pick against the CPU's (agreement up to
+    near-ties, seconds per frame, peak GPU memory at two frame sizes, the pipeline both ways;
+    scripts/benchmark_pick_device.py), then the CPU pipeline's benchmark."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "pick.json")
+        pick = _run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_pick_device.py"),
+                     "--frames", "4", "--json", out], timeout)
+        if os.path.isfile(out):
+            with open(out) as f:
+                pick["figures"] = json.load(f)
+    return {"pick_device": pick,
+            "benchmark_hints": _run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_hints.py"),
                                      "--frames", "4", "--repeats", "1"], timeout)}
 
 

@@ -60,3 +60,14 @@ def tiny_kitti(tmp_path):
     """Path of a tiny KITTI-layout tree with hints and a split folder at <root>/split."""
     make_kitti_tree(str(tmp_path))
     return str(tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shard_environment():
+    """A test run inside a SLURM array task or under torchrun must not shard the precompute
+    runs of the tests (precompute.resolve_shard reads these variables)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+                     "SLURM_ARRAY_TASK_STEP", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+            patch.delenv(name, raising=False)
+        yield

@@ -241,9 +241,9 @@ def test_cuda_build_without_gpu_says_so_once(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "12.4")
     assert device_from(False).type == "cpu"
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no GPU" in err and "12.4" in err
-    assert device_from(True).type == "cpu" and capsys.readouterr().err == ""
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "no GPU" in out and "12.4" in out
+    assert device_from(True).type == "cpu" and capsys.readouterr().out == ""
 
 
 def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti):

@@ -508,3 +508,243 @@ def test_sceneflow_refuses_kitti_lines_naming_the_subsets(tmp_path, capsys):
                                         "--dataset", "sceneflow"])
     err = capsys.readouterr().err
     assert code == 2 and "flyingthings3d" in err and "--dataset sceneflow" in err
+
+
+# ----------------------------------------------------------------------------- shards
+
+@pytest.mark.parametrize("flag,environ,expected", [
+    (None, {}, (0, 1)),
+    ("2/3", {}, (2, 3)),
+    (" 0 / 1 ", {}, (0, 1)),
+    # an array --array=1-4: tasks 1..4 are shards 0..3
+    (None, {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4",
+            "SLURM_ARRAY_TASK_MIN": "1"}, (2, 4)),
+    # --array=10-16:2: tasks 10, 12, 14, 16
+    (None, {"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_COUNT": "4",
+            "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, (2, 4)),
+    (None, {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}, (1, 2)),
+    # the SLURM array before torchrun, the flag before both
+    (None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2", "RANK": "1",
+            "WORLD_SIZE": "4"}, (0, 2)),
+    ("1/5", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"}, (1, 5)),
+])
+def test_shard_from_the_flag_then_slurm_then_torchrun(flag, environ, expected):
+    shard = precompute.resolve_shard(flag, environ)
+    assert (shard.index, shard.count) == expected
+
+
+@pytest.mark.parametrize("flag,environ,named", [
+    ("3/3", {}, "--shard"), ("1", {}, "--shard"), ("-1/2", {}, "--shard"), ("0/0", {}, "--shard"),
+    (None, {"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"}, "SLURM_ARRAY_TASK_ID"),
+    (None, {"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT"),
+    (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "2"}, "SLURM_ARRAY_TASK_ID=5"),
+    (None, {"SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_COUNT": "4",
+            "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, "SLURM_ARRAY_TASK_STEP=2"),
+    (None, {"WORLD_SIZE": "2"}, "RANK"),
+    (None, {"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2"),
+])
+def test_bad_shard_names_the_flag_or_variable(flag, environ, named):
+    with pytest.raises(precompute.PrecomputeError, match=named):
+        precompute.resolve_shard(flag, environ)
+
+
+def test_shards_deal_the_sorted_frames_round_robin():
+    def sample(folder, frame, side):
+        return splits.Sample(folder, frame, side)
+    # split order scrambled; sorted: (a,1,l) (a,1,r) (a,2,l) (a,10,l) (b,0,l)
+    samples = [sample("b", 0, "l"), sample("a", 10, "l"), sample("a", 1, "r"), sample("a", 2, "l"),
+               sample("a", 1, "l")]
+    shard = lambda i, n: precompute.shard_samples(samples, precompute.Shard(i, n))
+    assert shard(0, 2) == [sample("b", 0, "l"), sample("a", 2, "l"), sample("a", 1, "l")]
+    assert shard(1, 2) == [sample("a", 10, "l"), sample("a", 1, "r")]
+    assert shard(0, 3) == [sample("a", 10, "l"), sample("a", 1, "l")]
+    assert shard(2, 3) == [sample("a", 2, "l")]
+    assert shard(1, 7) == [sample("a", 1, "r")] and shard(6, 7) == []
+    assert shard(0, 1) == samples
+
+
+def _hint_files(save: Path) -> dict:
+    return {str(p.relative_to(save)): p.read_bytes() for p in sorted(save.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_union_of_shards_is_byte_identical_to_one_run(tmp_path, clean_run, count, monkeypatch):
+    """N = 2 with --shard, N = 3 as a SLURM array --array=1-3 (SLURM_ARRAY_TASK_MIN 1)."""
+    root, split, clean, _, _ = clean_run
+    save = tmp_path / "hints"
+    computed = []
+    for index in range(count):
+        if count == 2:
+            options = options_for(root, split, save, "--shard", f"{index}/{count}")
+        else:
+            for name, value in (("SLURM_ARRAY_TASK_ID", index + 1), ("SLURM_ARRAY_TASK_COUNT", 3),
+                                ("SLURM_ARRAY_TASK_MIN", 1)):
+                monkeypatch.setenv(name, str(value))
+            options = options_for(root, split, save)
+        before = set(_hint_files(save)) if save.exists() else set()
+        summary = precompute.precompute(options, progress=False, verbose=False)
+        assert summary.ok and summary.skipped == 0
+        computed.append(summary.computed)
+        after = set(_hint_files(save))
+        assert before < after and len(after - before) == summary.computed  # only its own frames
+        # Run again: the shard finds all of its own frames and nothing else.
+        again = precompute.precompute(options, progress=False, verbose=False)
+        assert (again.computed, again.skipped) == (0, summary.computed)
+    # frames of the 3-line split sorted: (0 l) (1 l) (2 r): shard i gets frames i, i + N, ...
+    assert computed == ([2, 1] if count == 2 else [1, 1, 1])
+    assert _hint_files(save) == _hint_files(clean)
+
+
+def test_bad_shard_is_a_one_line_error(clean_run, capsys):
+    root, split, _, _, _ = clean_run
+    code = precompute_depth_hints.main(["--data_path", str(root), "--filenames", str(split),
+                                        "--png", "--shard", "2/2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--shard '2/2'" in err
+
+
+# ----------------------------------------------------------------------------- verification
+
+def test_check_hint_file_tells_each_problem_apart(tmp_path):
+    def write(name, array):
+        path = tmp_path / name
+        np.save(path, array)
+        return str(path)
+    good = np.zeros((4, 8), np.float32)
+    good[:, :5] = 2.0  # 20 of 32 pixels have a hint
+    ok = hint_files.check_hint_file(write("ok.npy", good[None]), (4, 8))
+    assert (ok.status, ok.coverage, ok.message) == ("ok", 20 / 32, "")
+    nan, negative = good.copy(), good.copy()
+    nan[0, 0], negative[1, 1] = np.nan, -1
+    truncated = tmp_path / "truncated.npy"
+    truncated.write_bytes(Path(write("full.npy", good)).read_bytes()[:-4])
+    cases = {"missing": (str(tmp_path / "none.npy"), "missing"),
+             "truncated": (str(truncated), "corrupt"),
+             "garbage": (str(tmp_path / "garbage.npy"), "corrupt"),
+             "nan": (write("nan.npy", nan), "corrupt"),
+             "negative": (write("negative.npy", negative), "corrupt"),
+             "integer": (write("integer.npy", good.astype(np.int32)), "corrupt"),
+             "rank 3": (write("rank3.npy", np.stack([good, good])), "corrupt"),
+             "wrong size": (write("small.npy", good[:, :6]), "wrong size")}
+    (tmp_path / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
+    for name, (path, status) in cases.items():
+        check = hint_files.check_hint_file(path, (4, 8))
+        assert check.status == status, name
+        assert path in check.message and check.coverage is None, name
+    # Header only (training's start-up check): structure and length, not the depths.
+    for name, expected in (("truncated", "corrupt"), ("garbage", "corrupt"),
+                           ("integer", "corrupt"), ("rank 3", "corrupt"), ("missing", "missing"),
+                           ("nan", "ok"), ("negative", "ok"), ("wrong size", "ok")):
+        assert hint_files.check_hint_file(cases[name][0], header_only=True).status == expected, name
+    assert hint_files.read_hint_header(cases["wrong size"][0]) == (4, 6)
+    assert hint_files.check_hint_file(cases["wrong size"][0], (4, 8), header_only=True).status \
+        == "wrong size"
+
+
+def test_verify_passes_a_good_folder_and_lists_every_problem_of_a_damaged_one(
+        tmp_path, clean_run, capsys):
+    root, split, clean, _, _ = clean_run
+    argv = ["--data_path", str(root), "--filenames", str(split), "--png", "--height",
+            str(HEIGHT), "--width", str(WIDTH), "--num_workers", "0", "--no_cuda", "--verify"]
+    code = precompute_depth_hints.main([*argv, "--save_path", str(clean)])
+    out = capsys.readouterr().out
+    coverages = [hint_files.hint_coverage(hint_files.load_hint(str(p))) for p in hint_paths(clean)]
+    assert code == 0
+    assert "3 hint files: ok 3, missing 0, corrupt 0, wrong size 0" in out
+    assert f"mean coverage {np.mean(coverages):.4f}" in out
+    # Damage a copy: frame 0 missing, frame 1 truncated, frame 2 of another size.
+    save = tmp_path / "hints"
+    for path, reference in zip(hint_paths(save), hint_paths(clean)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(reference.read_bytes())
+    paths = hint_paths(save)
+    paths[0].unlink()
+    paths[1].write_bytes(paths[1].read_bytes()[:1000])
+    hint_files.save_hint(str(paths[2]), np.ones((HEIGHT, WIDTH // 2), np.float32))
+    damaged = _hint_files(save)
+    code = precompute_depth_hints.main([*argv, "--save_path", str(save)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "3 hint files: ok 0, missing 1, corrupt 1, wrong size 1" in out
+    for path in paths:
+        assert str(path) in out
+    assert f"is {WIDTH // 2}x{HEIGHT}, not {WIDTH}x{HEIGHT}" in out
+    assert _hint_files(save) == damaged  # nothing recomputed or removed
+    # The same run without --verify repairs it; then --verify passes.
+    argv.remove("--verify")
+    assert precompute_depth_hints.main([*argv, "--save_path", str(save)]) == 0
+    assert _hint_files(save) == _hint_files(clean)
+
+
+# ----------------------------------------------------------------------------- the pick device
+
+def test_device_tiles_scoring_every_candidate_equal_the_whole_image(scene):
+    left, right, _, _ = scene
+    candidates = fused_sgm.match_view(left, right, "l")[:8]
+    whole = fused_sgm.fuse_candidates(left / 255.0, right / 255.0, candidates, "l", tile=None)
+    for tile in (fused_sgm.DEVICE_TILE, (7, 50)):
+        tiled = fused_sgm.fuse_candidates(left / 255.0, right / 255.0, candidates, "l",
+                                          tile=tile, skip_tied=False)
+        np.testing.assert_array_equal(tiled[1], whole[1])
+        np.testing.assert_array_equal(tiled[0], whole[0])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_picker_in_the_main_process_one_frame_at_a_time(tmp_path, clean_run, monkeypatch,
+                                                            workers):
+    """The GPU layout on the CPU: threads or worker processes match, the main thread alone
+    picks, never two frames at once; the files equal the per-worker CPU pick's."""
+    import threading
+    root, split, clean, _, _ = clean_run
+    calls, active = [], {"now": 0, "most": 0}
+    real_fuse = precompute.fuse_candidates
+
+    def watched_fuse(*args, **kwargs):
+        active["now"] += 1
+        active["most"] = max(active["most"], active["now"])
+        calls.append((threading.get_ident(), kwargs["tile"], kwargs["skip_tied"]))
+        try:
+            return real_fuse(*args, **kwargs)
+        finally:
+            active["now"] -= 1
+
+    monkeypatch.setattr(precompute, "fuse_candidates", watched_fuse)
+    save = tmp_path / "hints"
+    options = options_for(root, split, save, "--num_workers", str(workers), "--pick_device", "cpu")
+    summary = precompute.precompute(options, progress=False, verbose=False, threads=2,
+                                    one_picker=True)
+    assert summary.ok and summary.computed == 3
+    assert "pick on cpu in the main process" in summary.parallelism
+    assert calls == [(threading.main_thread().ident, fused_sgm.DEVICE_TILE, False)] * 3
+    assert active["most"] == 1
+    assert _hint_files(save) == _hint_files(clean)
+
+
+def test_per_worker_pick_on_the_cpu_by_default(tmp_path, clean_run, monkeypatch):
+    import threading
+    root, split, _, _, _ = clean_run
+    threads = []
+    real_fuse = precompute.fuse_candidates
+
+    def watched_fuse(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_fuse(*args, **kwargs)
+
+    monkeypatch.setattr(precompute, "fuse_candidates", watched_fuse)
+    summary = precompute.precompute(options_for(root, split, tmp_path / "hints"), progress=False,
+                                    verbose=False, threads=2)
+    assert summary.ok and "pick on" not in summary.parallelism
+    assert len(threads) == 3 and threading.main_thread().ident not in threads
+
+
+def test_pick_device_cuda_without_a_gpu_and_with_no_cuda_are_one_line_errors(clean_run, capsys):
+    root, split, _, _, _ = clean_run
+    argv = ["--data_path", str(root), "--filenames", str(split), "--png", "--pick_device", "cuda"]
+    code = precompute_depth_hints.main([*argv, "--no_cuda"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--pick_device cuda and --no_cuda" in err
+    if not torch.cuda.is_available():
+        code = precompute_depth_hints.main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and "--pick_device cpu" in err

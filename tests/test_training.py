@@ -19,7 +19,7 @@ def _args(root, name, *extra):
     return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
             "--width", "192", "--batch_size", "2", "--num_workers", "0", "--weights_init", "scratch",
             "--log_dir", os.path.join(root, "logs"), "--model_name", name, "--log_frequency", "1000",
-            "--seed", "0", "--learning_rate", "1e-4", "--no_val", *extra]
+            "--seed", "0", "--learning_rate", "1e-4", "--no_val", "--no_cuda", *extra]
 
 
 @pytest.mark.parametrize("name,extra", [
@@ -247,6 +247,20 @@ def test_missing_hint_files_stop_before_training(tiny_kitti, capsys):
     err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--use_depth_hints",
                                     "--depth_hint_path", os.path.join(tiny_kitti, "no_hints")))
     assert "no_hints" in err and "precompute_depth_hints.py" in err
+
+
+def test_truncated_hint_of_a_later_sample_stops_before_training(tiny_kitti, capsys):
+    """Every hint's header is read at start, not only the first sample's file."""
+    from depth_hints.hint_files import hint_file_path
+    last = hint_file_path(os.path.join(tiny_kitti, "depth_hints"), FOLDER, 3, "r")
+    with open(last, "rb") as f:
+        data = f.read()
+    with open(last, "wb") as f:
+        f.write(data[:-100])
+    err = _main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo",
+                                    "--use_depth_hints"))
+    assert "1 of 6 hint files" in err and last in err and "--verify" in err
+    assert "precompute_depth_hints.py --data_path" in err
 
 
 def test_malformed_split_file(tiny_kitti, capsys):
