@@ -16,7 +16,11 @@ _DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_de
 
 
 def dataset_class(name: str):
-    """--dataset name -> loader class."""
-    if name not in _DATASETS:
-        raise ValueError(f"--dataset {name!r}: available loaders are {', '.join(sorted(_DATASETS))}")
-    return _DATASETS[name]
+    """--dataset name -> loader class (a MonoDataset bound to the name's layout where the
+    dataset needs no class of its own: stereo, middlebury, cityscapes)."""
+    if name in _DATASETS:
+        return _DATASETS[name]
+    if name in LAYOUTS:
+        return type(f"{LAYOUTS[name].__name__.replace('Layout', '')}Dataset", (MonoDataset,),
+                    {"layout_class": LAYOUTS[name], "__module__": __name__})
+    raise ValueError(f"--dataset {name!r}: available loaders are {', '.join(sorted(LAYOUTS))}")

@@ -3,8 +3,9 @@
 
 Outputs per input ``<name>``: ``<name>_disp.jpeg`` (magma colour map at the input's size) and
 ``<name>_disp.npy`` (scaled disparity [1,1,h,w] at the model's resolution) or, with
-``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = 5.4 x the
-nominal-baseline depth of a stereo-trained model).
+``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = the factor the
+training recorded (its rig's baseline / 0.1; 5.4 for KITTI and released weights, or
+--pred_depth_scale_factor) x the nominal-baseline depth of a stereo-trained model).
 """
 from __future__ import annotations
 
@@ -156,17 +157,18 @@ def default_output_dir(image_path: str) -> str:
 
 
 def save_prediction(output_dir: str, name: str, disp: torch.Tensor, original_size: tuple[int, int],
-                    metric_depth: bool) -> list[str]:
+                    metric_depth: bool, metric_scale: float = STEREO_SCALE_FACTOR) -> list[str]:
     """Write ``<name>_disp.jpeg`` (disparity resized bilinearly to ``original_size`` (W, H),
     magma) and ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth),
-    both [1,1,h,w] at the model's resolution. ``disp``: sigmoid disparity [1,1,h,w]."""
+    both [1,1,h,w] at the model's resolution. ``disp``: sigmoid disparity [1,1,h,w];
+    ``metric_scale``: nominal depth -> metres (the rig's baseline / 0.1)."""
     from depth_hints.visualize import colorize_disparity
 
     width, height = original_size
     scaled_disp, depth = disp_to_depth(disp, TEST_MIN_DEPTH, TEST_MAX_DEPTH)
     if metric_depth:
         npy_path = os.path.join(output_dir, f"{name}_depth.npy")
-        array = (STEREO_SCALE_FACTOR * depth).cpu().numpy()
+        array = (metric_scale * depth).cpu().numpy()
     else:
         npy_path = os.path.join(output_dir, f"{name}{OUTPUT_SUFFIX}.npy")
         array = scaled_disp.cpu().numpy()
@@ -182,7 +184,7 @@ def save_prediction(output_dir: str, name: str, disp: torch.Tensor, original_siz
 def run_test_simple(options) -> list[str]:
     """Predict for every input of ``--image_path`` with ``--model_path``; returns the written
     paths. ``options``: TestSimpleOptions."""
-    from depth_hints.checkpoints import load_depth_model
+    from depth_hints.checkpoints import load_depth_model, metric_scale_factor
     from depth_hints.options import device_from
 
     if not os.path.exists(options.image_path):
@@ -190,8 +192,12 @@ def run_test_simple(options) -> list[str]:
     device = device_from(options.no_cuda)
     encoder, decoder, info = load_depth_model(options.model_path, device)
     height, width = feed_size(info)
+    metric_scale = None
+    if options.pred_metric_depth:
+        metric_scale = metric_scale_factor(options.model_path, options.pred_depth_scale_factor)
+        print(f"-> Metric depth: nominal depth x {metric_scale:g}")
     if options.pred_metric_depth and info.use_stereo is False:
-        warn(f"--pred_metric_depth multiplies by {STEREO_SCALE_FACTOR}, which is only meaningful "
+        warn(f"--pred_metric_depth multiplies by {metric_scale:g}, which is only meaningful "
              f"for stereo-trained models; {options.model_path} was trained without stereo, so "
              f"its depths are not in metres.")
     output_dir = options.output_dir or default_output_dir(options.image_path)
@@ -204,6 +210,7 @@ def run_test_simple(options) -> list[str]:
                             desc="predict", unit="img"):
         batch = to_input_tensor(image, width, height).to(device)
         disp = predict_disp(encoder, decoder, batch)
-        written += save_prediction(output_dir, name, disp, image.size, options.pred_metric_depth)
+        written += save_prediction(output_dir, name, disp, image.size, options.pred_metric_depth,
+                                   metric_scale)
     print(f"-> Wrote {len(written) // 2} predictions to {output_dir}")
     return written

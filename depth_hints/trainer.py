@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import datasets
+from datasets.layout import rig_metric_scale
 from . import checkpoints, objective, options as options_module
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
@@ -73,6 +74,27 @@ def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: st
     dataset[0]  # surfaces unreadable images and corrupt hints with their own messages
 
 
+def training_metric_scale(train_set, use_stereo: bool, verbose: bool = True):
+    """The metric factor (rig baseline / 0.1) of a training set with one rig, else None.
+
+    The cameras are those of each folder's first sample. A set mixing baselines trains in
+    baseline units (stereo_T is 0.1 for every rig): said at start, no factor recorded."""
+    cameras, seen = [], set()
+    for sample in train_set.samples:
+        if sample.folder not in seen:
+            seen.add(sample.folder)
+            cameras.append(train_set.layout.camera(sample.folder, sample.frame_index))
+    factor = rig_metric_scale(cameras)
+    if verbose and factor is None and cameras:
+        baselines = sorted({round(c.baseline, 6) for c in cameras})
+        print(f"note: the training set mixes rigs (baselines {baselines[0]:g} .. {baselines[-1]:g} m "
+              f"over {len(cameras)} folders): it trains in baseline units, so no single metric "
+              f"factor is recorded; metric output will need --pred_depth_scale_factor.")
+    elif verbose and use_stereo:
+        print(f"metric factor of this rig (baseline / 0.1): {factor:g}, recorded in opt.json")
+    return factor
+
+
 def build_model(opt) -> DepthHintsModel:
     return DepthHintsModel(opt.num_layers, opt.weights_init == "pretrained", opt.frame_ids,
                            opt.scales, opt.pose_model_type, opt.pose_model_input, opt.predictive_mask)
@@ -114,6 +136,7 @@ class Trainer:
         if not opt.no_val:
             check_dataset(self.val_set, "validation split (or pass --no_val)", opt.use_depth_hints,
                           opt.depth_hint_path)
+        self.metric_scale = training_metric_scale(self.train_set, opt.use_stereo, self.is_main)
         self.loss_cfg = objective.LossConfig.from_options(opt)
         self.model = build_model(opt).to(self.device)
         if self.channels_last:
@@ -146,9 +169,15 @@ class Trainer:
             from tensorboardX import SummaryWriter
             self.writers = {m: SummaryWriter(os.path.join(self.log_path, m)) for m in ("train", "val")}
             os.makedirs(self.models_dir, exist_ok=True)
-            options_module.save_options(opt, os.path.join(self.models_dir, "opt.json"))
+            options_module.save_options(opt, os.path.join(self.models_dir, "opt.json"),
+                                        extra=self.recorded())
 
     # -- checkpoints --------------------------------------------------------------------------
+    def recorded(self) -> dict:
+        """What the run records beside its options: the metric factor of its rig (None when
+        the training set mixes rigs)."""
+        return {checkpoints.METRIC_SCALE_KEY: self.metric_scale}
+
     def load_weights(self, folder: str, names) -> None:
         """Load the named networks from a weights folder (fine-tuning); missing names are skipped
         with a note, as monodepth2 does for e.g. a depth-only folder."""
@@ -171,7 +200,7 @@ class Trainer:
             train_state={"epoch": self.state.epoch, "step": self.state.step,
                          "scheduler": self.scheduler.state_dict(),
                          "torch_rng": torch.get_rng_state()},
-            options=options_module.to_json_dict(self.opt))
+            options={**options_module.to_json_dict(self.opt), **self.recorded()})
         return folder
 
     def resume(self) -> None:
