@@ -226,6 +226,17 @@ def read_cityscapes_test_list(path) -> list:
     return samples
 
 
+def is_cityscapes_test_list(path) -> bool:
+    """Whether a test list is in ManyDepth's '<city> <city>_<seq>_<frame>' format (its first
+    line), rather than the project's '<split>/<city>/<seq> <frame> <side>'."""
+    try:
+        with open(path) as f:
+            first = f.readline().split()
+    except OSError:
+        return False
+    return len(first) == 2 and re.fullmatch(r".+_\d{6}_\d{6}", first[1]) is not None
+
+
 def cityscapes_test_file(eval_split: str) -> Path:
     """--eval_split cityscapes -> splits/cityscapes/test_files.txt (fetched), else the named
     folder's test_files.txt."""

@@ -31,7 +31,8 @@ import torch
 from tqdm import tqdm
 
 from datasets.cityscapes import (CITYSCAPES_EVAL_SPLIT, EVAL_COLUMNS, EVAL_FRAME_SIZE, EVAL_ROWS,
-                                 CITYSCAPES_CROP_ROWS, cityscapes_test_file, read_cityscapes_test_list)
+                                 CITYSCAPES_CROP_ROWS, cityscapes_test_file, is_cityscapes_test_list,
+                                 read_cityscapes_test_list)
 from datasets.layout import DatasetError, LayoutError
 from datasets.registry import make_layout
 from depth_hints.atomic import atomic_write
@@ -694,7 +695,7 @@ def _layout_samples(options, layout):
     """-> (samples, test list path) of --eval_split for a layout evaluation."""
     if options.dataset == "cityscapes" or options.eval_split == CITYSCAPES_EVAL_SPLIT:
         path = cityscapes_test_file(options.eval_split)
-        if options.eval_split == CITYSCAPES_EVAL_SPLIT:
+        if options.eval_split == CITYSCAPES_EVAL_SPLIT or is_cityscapes_test_list(path):
             return read_cityscapes_test_list(path), path
     else:
         path = split_dir(options.eval_split) / "test_files.txt"
