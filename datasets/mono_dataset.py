@@ -142,6 +142,8 @@ class MonoDataset(data.Dataset):
         missing = []
         for s in self.samples:
             paths = [self.image_path(s.folder, s.frame_index, s.side)]
+            if "s" in self.frame_ids:  # the other view of the pair
+                paths.append(self.image_path(s.folder, s.frame_index, other_side(s.side)))
             if self.use_depth_hints:
                 paths.append(self.hint_path(s))
             missing.extend(p for p in paths if not os.path.isfile(p))
@@ -158,12 +160,14 @@ class MonoDataset(data.Dataset):
         jitter = random_color_jitter(rng) if do_color_aug else None
 
         inputs: dict = {}
+        stored_sizes = {}
         for f in self.frame_ids:
             if f == "s":
                 img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
             else:
                 neighbour = self.layout.neighbour(sample, f)
                 img = self.get_color(neighbour.folder, neighbour.frame_index, neighbour.side, do_flip)
+            stored_sizes[f] = img.size
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
                 img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)
@@ -172,6 +176,8 @@ class MonoDataset(data.Dataset):
                 # jittered as a PIL image, like monodepth2 (and far cheaper than on tensors)
                 inputs[("color_aug", f, s)] = TF.to_tensor(jitter(img)) if jitter else color
 
+        if "s" in stored_sizes and stored_sizes["s"] != stored_sizes[0]:
+            self.layout.check_pair(sample)  # raises DatasetError naming the pair
         K_norm = self.intrinsics(sample, do_flip)
         for s in range(self.num_scales):
             K = geometry.scale_intrinsics(K_norm, self.width // 2 ** s, self.height // 2 ** s)

@@ -215,8 +215,8 @@ def scan_stereo_sequences(data_path: str) -> dict:
 def make_stereo_splits(data_path: str, out_dir: str, mode: str = "sequence",
                        val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
                        temporal: bool = True) -> dict:
-    """Write ``out_dir``/{train,val,test}_files.txt for a ``--dataset stereo`` folder; returns
-    the line counts.
+    """Write ``out_dir``/{train,val,test,all}_files.txt for a ``--dataset stereo`` folder
+    (all = train + val: the frames the precompute makes hints for); returns the line counts.
 
     mode 'sequence': whole sequences are drawn (with ``seed``) for test and val (each at
     least one when the fractions are > 0 and enough sequences exist, one always left to
@@ -272,6 +272,7 @@ def make_stereo_splits(data_path: str, out_dir: str, mode: str = "sequence",
             if temporal and not 0 < position < len(names) - 1:
                 continue
             lists[split].extend(f"{folder} {name} {side}" for side in "lr")
+    lists["all"] = lists["train"] + lists["val"]  # what the precompute needs: both have hints
     os.makedirs(out_dir, exist_ok=True)
     for split, lines in lists.items():
         if lines:

@@ -668,9 +668,9 @@ LAYOUT_EVAL_DATASETS = ("stereo", "middlebury", "cityscapes")
 
 
 def _recorded_stereo_factor(options) -> float:
-    """--eval_stereo's factor: the one the weights' training recorded, KITTI's 5.4 for weights
-    that record none (released ones), an error for a mixed-rig training set (1.0 when not
-    --eval_stereo: unused)."""
+    """--eval_stereo's factor: --pred_depth_scale_factor when given, else the one the weights'
+    training recorded, KITTI's 5.4 for weights that record none (released ones), an error for
+    a mixed-rig training set. Not --eval_stereo: 5.4 (unused)."""
     if not options.eval_stereo:
         return STEREO_SCALE_FACTOR
     override = options.pred_depth_scale_factor if options.pred_depth_scale_factor != 1.0 else None
@@ -699,7 +699,7 @@ def _layout_samples(options, layout):
             return read_cityscapes_test_list(path), path
     else:
         path = split_dir(options.eval_split) / "test_files.txt"
-    samples = read_split_file(path, require_side=False)
+    samples = read_split_file(path, require_side=False, named_frames=layout.named_frames)
     for sample in samples:
         try:
             layout.check_sample(sample)
@@ -717,7 +717,7 @@ def evaluate_layout(options) -> dict:
     NNN_depth.npy full frames, cropped alike) or else each frame's ground truth from the
     layout (depth; disparity converted with the frame's camera). Cityscapes counts depths in
     (1e-3, 80) m inside rows 256..768, columns 192..1856 of the frame; other layouts every
-    pixel with ground truth > 0. Scaling: --eval_mono per-image median; --eval_stereo the
+    pixel with ground truth in (1e-3, 80) m (predictions are clipped to that range). Scaling: --eval_mono per-image median; --eval_stereo the
     factor the training recorded (Cityscapes without one: each frame's own camera, baseline /
     0.1), --pred_depth_scale_factor overrides."""
     dataset = "cityscapes" if options.eval_split == CITYSCAPES_EVAL_SPLIT else options.dataset
@@ -786,7 +786,8 @@ def evaluate_layout(options) -> dict:
         factor = scale_factor
         if per_frame_factor and options.eval_stereo:
             factor = layout.camera(sample.folder, sample.frame_index).metric_scale
-        mask = cityscapes_eval_mask(gt) if dataset == "cityscapes" else gt > 0
+        mask = (cityscapes_eval_mask(gt) if dataset == "cityscapes"
+                else (gt > MIN_DEPTH) & (gt < MAX_DEPTH))
         try:
             frame_errors, ratio = score_frame(gt, pred_disp, False, factor, use_median, mask=mask)
         except EvaluationError as e:

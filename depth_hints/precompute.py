@@ -16,6 +16,11 @@ depth the training's SceneFlow intrinsics and 0.1 stereo baseline expect. The ba
 numDisparities are scaled (``bank_disparities``) so that it spans the same nominal depths as
 KITTI's bank at 1024 px: 128, 176, 240, 288 px for 35 mm renders matched at 960 px. --report
 scores against the PFM ground truth.
+
+Your own rig, Middlebury, Cityscapes (``--dataset stereo|middlebury|cityscapes``, --filenames
+required): each frame's camera from its layout (per image on Cityscapes, whose images are
+cropped to their top 75 % as the loader crops them); depth = fx_norm * W * 0.1 / (d + doffs *
+W) with the rig's doffs (Middlebury), the bank scaled to the rig's focal length.
 """
 from __future__ import annotations
 
@@ -262,7 +267,7 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
         if not os.path.isfile(filenames[0]):
             raise PrecomputeError(f"Split file {filenames[0]} does not exist: run "
                                   f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
-    samples = [s for f in filenames for s in splits.read_split_file(f)]
+    samples = [s for f in filenames for s in splits.read_split_file(f, named_frames=layout.named_frames)]
     for s in samples:
         try:
             layout.check_sample(s)

@@ -83,8 +83,11 @@ def split_file(split: str, name: str) -> Path:
     return path
 
 
-def read_split_file(path: str | os.PathLike, require_side: bool = True) -> list[Sample]:
-    """Parse a split file -> samples. A malformed line raises naming the file and line number."""
+def read_split_file(path: str | os.PathLike, require_side: bool = True,
+                    named_frames: bool = False) -> list[Sample]:
+    """Parse a split file -> samples. A malformed line raises naming the file and line number.
+    ``named_frames``: a frame field that is not an integer is a file name (``--dataset
+    stereo``), otherwise it is malformed."""
     path = Path(path)
     if not path.is_file():
         hint = f" Fetch the KITTI lists with `{FETCH_HINT}`." if path.parent.name in KITTI_SPLIT_NAMES else ""
@@ -98,6 +101,7 @@ def read_split_file(path: str | os.PathLike, require_side: bool = True) -> list[
             ok = len(parts) == 3 or (not require_side and len(parts) == 2)
             if ok:
                 frame = frame_token(parts[1])
+                ok = named_frames or isinstance(frame, int)
             if ok and len(parts) == 3 and parts[2] not in ("l", "r"):
                 ok = False
             if not ok:

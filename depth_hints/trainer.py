@@ -51,7 +51,8 @@ def build_datasets(opt):
     extra = {"sceneflow_pass": opt.sceneflow_pass} if opt.dataset == "sceneflow" else {}
     made = []
     for name, is_train in (("train_files.txt", True), ("val_files.txt", False)):
-        samples = read_split_file(split_file(opt.split, name))
+        samples = read_split_file(split_file(opt.split, name),
+                                  named_frames=datasets.layout_class(opt.dataset).named_frames)
         made.append(cls(opt.data_path, samples, opt.height, opt.width, opt.frame_ids,
                         num_scales=4, is_train=is_train, img_ext=img_ext,
                         use_depth_hints=opt.use_depth_hints, depth_hint_path=opt.depth_hint_path,
@@ -66,7 +67,8 @@ def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: st
     missing = dataset.missing_files()
     if missing:
         hints = [m for m in missing if m.endswith(".npy")]
-        dataset_flag = " --dataset sceneflow" if type(dataset).__name__ == "SceneFlowDataset" else ""
+        name_of_layout = dataset.layout.name
+        dataset_flag = "" if name_of_layout in ("", "kitti") else f" --dataset {name_of_layout}"
         fix = (f" Precompute hints with `python precompute_depth_hints.py{dataset_flag} --data_path "
                f"{dataset.data_path} --save_path {depth_hint_path}` (or fix --depth_hint_path)."
                if hints else " Check --data_path, --png and the split.")

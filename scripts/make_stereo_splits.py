@@ -4,7 +4,8 @@
     python scripts/make_stereo_splits.py --data_path my_rig --out_dir splits/my_rig [--by sequence]
 
 --by sequence (default) holds whole sequences out for val and test; --by fraction draws those
-fractions of frames inside every sequence. train/val keep frames with a previous and a next
+fractions of frames inside every sequence. all_files.txt (train + val) is what
+precompute_depth_hints.py --filenames takes. train/val keep frames with a previous and a next
 name (mono training needs them) unless --no_temporal. The layout: datasets/stereo_rig.py.
 """
 import argparse
@@ -21,7 +22,7 @@ from depth_hints.errors import run_entry_point  # noqa: E402
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_path", required=True, help="the rig's root (holds <sequence>/left, right, calib.json)")
-    p.add_argument("--out_dir", required=True, help="folder that receives train/val/test_files.txt")
+    p.add_argument("--out_dir", required=True, help="folder that receives train/val/test/all_files.txt")
     p.add_argument("--by", default="sequence", choices=SPLIT_MODES, help="hold out sequences or frames")
     p.add_argument("--val_fraction", type=float, default=0.1, help="fraction for validation")
     p.add_argument("--test_fraction", type=float, default=0.1, help="fraction for test")

@@ -38,7 +38,7 @@ def rig(tmp_path_factory):
     write_synthetic_stereo(str(root), 2, 4, W, H, seed=0)
     split = root / "splits"
     counts = make_stereo_splits(str(root), str(split), "fraction", val_fraction=0.0, test_fraction=0.0)
-    assert counts == {"train_files.txt": 8, "val_files.txt": 0, "test_files.txt": 0}
+    assert counts == {"train_files.txt": 8, "val_files.txt": 0, "test_files.txt": 0, "all_files.txt": 8}
     (split / "val_files.txt").write_text((split / "train_files.txt").read_text())
     report = root / "report.json"
     options = parse_precompute(["--dataset", "stereo", "--data_path", str(root), "--filenames",
@@ -68,7 +68,7 @@ def test_layout_paths_camera_names_and_ground_truth(rig):
     assert layout.neighbour(sample, 1) == Sample("seq_0", frame_name(2), "r")
     with pytest.raises(LayoutError, match="no frame -1"):
         layout.neighbour(Sample("seq_0", frame_name(0), "l"), -1)
-    lines = read_split_file(split / "train_files.txt")
+    lines = read_split_file(split / "train_files.txt", named_frames=True)
     assert {(s.folder, s.frame_index) for s in lines} == {(f, frame_name(i)) for f in ("seq_0", "seq_1")
                                                          for i in (1, 2)}
     gt = layout.read_gt("seq_0", name, "l")
@@ -80,9 +80,9 @@ def test_layout_paths_camera_names_and_ground_truth(rig):
 def test_split_maker_by_sequence_holds_whole_sequences_out(rig, tmp_path):
     root, _, _, _ = rig
     counts = make_stereo_splits(str(root), str(tmp_path), "sequence", val_fraction=0.0, test_fraction=0.5)
-    assert counts == {"train_files.txt": 4, "val_files.txt": 0, "test_files.txt": 4}
-    test = read_split_file(tmp_path / "test_files.txt")
-    train = read_split_file(tmp_path / "train_files.txt")
+    assert counts == {"train_files.txt": 4, "val_files.txt": 0, "test_files.txt": 4, "all_files.txt": 4}
+    test = read_split_file(tmp_path / "test_files.txt", named_frames=True)
+    train = read_split_file(tmp_path / "train_files.txt", named_frames=True)
     assert len({s.folder for s in test}) == 1 and {s.side for s in test} == {"l"}
     assert {s.folder for s in test}.isdisjoint({s.folder for s in train})
     assert {s.frame_index for s in train} == {frame_name(1), frame_name(2)}  # both neighbours exist
@@ -155,7 +155,7 @@ def test_flip_mirrors_the_principal_point_and_keeps_reprojection_consistent(rig)
 
 def _train(root, split, hints, tmp_path, frame_ids, name):
     from depth_hints.trainer import Trainer
-    argv = ["--dataset", "stereo", "--data_path", str(root), "--split", str(split), "--png",
+    argv = ["--dataset", "stereo", "--data_path", str(root), "--split", str(split),
             "--height", "64", "--width", "128", "--batch_size", "2", "--num_workers", "0",
             "--weights_init", "scratch", "--no_val", "--num_epochs", "1", "--num_steps", "2",
             "--seed", "0", "--log_dir", str(tmp_path), "--model_name", name, "--log_frequency", "1000",
@@ -278,10 +278,15 @@ def test_pair_and_ground_truth_errors_name_the_files(small_rig, tmp_path):
     with pytest.raises(DatasetError, match="differ in size") as info:
         layout.check_pair(sample)
     assert left in str(info.value) and right in str(info.value)
+    loader = MonoDataset(str(small_rig), [f"seq_0 {name} l"], 32, 64, (0, "s"), layout=layout)
+    with pytest.raises(DatasetError, match="differ in size") as info:
+        loader[0]  # the training loader names the pair too
+    assert left in str(info.value) and right in str(info.value)
     os.remove(right)
     with pytest.raises(DatasetError, match="second image does not exist") as info:
         layout.check_pair(sample)
     assert left in str(info.value) and right in str(info.value)
+    assert loader.missing_files() == [right]  # checked before training starts
     # the precompute names the pair of a frame with a missing right image
     lines = tmp_path / "lines.txt"
     lines.write_text(f"seq_0 {name} l\n")
@@ -295,3 +300,36 @@ def test_pair_and_ground_truth_errors_name_the_files(small_rig, tmp_path):
     with pytest.raises(DatasetError, match="is 64x16 but its image is 64x32") as info:
         layout.read_gt("seq_0", name, "l")
     assert str(depth) in str(info.value)
+
+
+def test_evaluation_on_the_rigs_ground_truth_uses_the_recorded_factor(rig, tmp_path):
+    from depth_hints import evaluation as ev
+    from depth_hints.options import parse_evaluate
+    root, _, _, _ = rig
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "test_files.txt").write_text(f"seq_0 {frame_name(1)} l\nseq_1 {frame_name(2)} l\n")
+    layout = StereoRigLayout(str(root))
+    gts = [layout.gt_depth("seq_0", frame_name(1), "l"), layout.gt_depth("seq_1", frame_name(2), "l")]
+    # the scaled disparity a perfect stereo model of this rig predicts: 2.5 / metric depth
+    np.save(tmp_path / "disps.npy", np.stack([np.where(g > 0, 2.5 / np.where(g > 0, g, 1), 1.0) for g in gts]
+                                             ).astype(np.float32))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "opt.json").write_text(json.dumps({METRIC_SCALE_KEY: 2.5, "use_stereo": True}))
+    base = ["--dataset", "stereo", "--data_path", str(root), "--eval_split", str(split),
+            "--ext_disp_to_eval", str(tmp_path / "disps.npy"), "--eval_stereo"]
+    recorded = ev.evaluate(parse_evaluate(base + ["--load_weights_folder", str(weights)]))
+    assert recorded["n"] == 2 and recorded["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+    assert recorded["pred_depth_scale_factor"] == 2.5 and recorded["a1"] == 1.0
+    # without a recorded factor (released weights): KITTI's 5.4, 2.16 x too far (clipped at 80 m)
+    default = ev.evaluate(parse_evaluate(base))
+    expected = np.mean([np.mean(np.abs(np.minimum(g[(g > 1e-3) & (g < 80)] * 5.4 / 2.5, 80)
+                                       - g[(g > 1e-3) & (g < 80)]) / g[(g > 1e-3) & (g < 80)]) for g in gts])
+    assert default["abs_rel"] == pytest.approx(expected, rel=1e-4) and expected > 1.0
+    (weights / "opt.json").write_text(json.dumps({METRIC_SCALE_KEY: None}))
+    with pytest.raises(CheckpointError, match="pass --pred_depth_scale_factor"):
+        ev.evaluate(parse_evaluate(base + ["--load_weights_folder", str(weights)]))
+    explicit = ev.evaluate(parse_evaluate(base + ["--load_weights_folder", str(weights),
+                                                  "--pred_depth_scale_factor", "2.5"]))
+    assert explicit["abs_rel"] == pytest.approx(0.0, abs=1e-5)
