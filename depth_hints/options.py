@@ -151,7 +151,8 @@ def precompute_parser() -> argparse.ArgumentParser:
     p.add_argument("--filenames", type=str, default=None,
                    help="a split file of 'folder frame side' lines (default "
                         "splits/eigen_full/all_files.txt; --dataset sceneflow: "
-                        "splits/sceneflow/train_files.txt and val_files.txt)")
+                        "splits/sceneflow/train_files.txt and val_files.txt; required for "
+                        "--dataset stereo, middlebury, cityscapes)")
     p.add_argument("--save_path", type=str, default=None,
                    help="where hints go (default <data_path>/depth_hints)")
     p.add_argument("--overwrite_saved_depths", action="store_true",

@@ -12,7 +12,7 @@ from typing import Dict, Sequence
 import numpy as np
 from PIL import Image
 
-from datasets.cityscapes import CityscapesLayout, disparity_png_array, frame_stem
+from datasets.cityscapes import SIDE_ROOTS, CityscapesLayout, disparity_png_array
 
 from .kitti_writer import _atomic_write_bytes, _check_world_arguments, _png_bytes
 from .scene import make_world
@@ -41,6 +41,8 @@ def write_synthetic_cityscapes(out_dir: str, cities: Sequence[str] = ("aachen", 
     ``annotated_frame`` only (as Cityscapes publishes them). Returns the folders, the
     annotated frame and each folder's baseline and camera matrix."""
     _check_world_arguments("cities", len(cities), "frames", len(frames), width, height, seed)
+    for root in SIDE_ROOTS.values():  # the _sequence packages: the layout then reads from them
+        os.makedirs(os.path.join(out_dir, root + "_sequence", split), exist_ok=True)
     layout = CityscapesLayout(out_dir)
     K = cityscapes_intrinsics(width, height)
     folders, baselines = [], {}
@@ -53,17 +55,13 @@ def write_synthetic_cityscapes(out_dir: str, cities: Sequence[str] = ("aachen", 
         for frame in frames:
             views = stereo_rig_views(world, frame, K, width, height, baseline)
             for side, (rgb, _) in views.items():
-                path = os.path.join(out_dir, f"{'left' if side == 'l' else 'right'}Img8bit_sequence",
-                                    *layout.image_path(folder, frame, side).split(os.sep)[-3:])
-                _atomic_write_bytes(path, _png_bytes(rgb))
+                _atomic_write_bytes(layout.image_path(folder, frame, side), _png_bytes(rgb))
             if frame != annotated_frame:
                 continue
-            _, _, stem = frame_stem(folder, frame)
             camera = {"extrinsic": {"baseline": baseline, "pitch": 0.0, "roll": 0.0, "x": 1.7,
                                     "y": 0.1, "yaw": 0.0, "z": 1.2},
                       "intrinsic": {"fx": K[0, 0], "fy": K[1, 1], "u0": K[0, 2], "v0": K[1, 2]}}
-            _atomic_write_bytes(os.path.join(out_dir, "camera", split, city, f"{stem}_camera.json"),
-                                json.dumps(camera, indent=2).encode())
+            _atomic_write_bytes(layout.camera_path(folder, frame), json.dumps(camera, indent=2).encode())
             depth = views["l"][1]
             disparity = np.where(depth > 0, K[0, 0] * baseline / np.where(depth > 0, depth, 1), 0)
             buffer = io.BytesIO()
