@@ -769,6 +769,11 @@ def evaluate_layout(options) -> dict:
     print(f"-> Evaluating on {dataset} ground truth"
           + (" (rows 256-768, columns 192-1856 of the frame, depth in (1e-3, 80) m)"
              if dataset == "cityscapes" else ""))
+    if options.eval_stereo:
+        print("   Stereo evaluation - disabling median scaling, scaling by "
+              + ("each frame's camera factor (baseline / 0.1)" if per_frame_factor else f"{scale_factor:g}"))
+    elif use_median:
+        print("   Mono evaluation - using median scaling")
     errors, ratios, factors = [], [], []
     for index, (sample, pred_disp) in enumerate(tqdm(list(zip(samples, pred_disps)), desc="score",
                                                      unit="frame")):
