@@ -4,15 +4,36 @@ from .kitti_dataset import KITTIDepthDataset, KITTIOdomDataset, KITTIRAWDataset
 from .layout import Camera, DatasetError, DatasetLayout, GroundTruth, LayoutError
 from .mono_dataset import MonoDataset
 from .registry import LAYOUTS, layout_class, make_layout
+from .cityscapes import CityscapesLayout
+from .middlebury import MiddleburyLayout
 from .sceneflow_dataset import SceneFlowDataset
+from .stereo_rig import StereoRigLayout
 
 __all__ = ["dataset_class", "MonoDataset", "DatasetError", "KITTIRAWDataset", "KITTIOdomDataset",
-           "KITTIDepthDataset", "SceneFlowDataset", "Camera", "DatasetLayout", "GroundTruth",
+           "KITTIDepthDataset", "SceneFlowDataset", "StereoRigDataset", "MiddleburyDataset",
+           "CityscapesDataset", "Camera", "DatasetLayout", "GroundTruth",
            "LayoutError", "LAYOUTS", "layout_class", "make_layout"]
+
+
+class StereoRigDataset(MonoDataset):
+    """Your own calibrated rig (``stereo_rig.StereoRigLayout``)."""
+    layout_class = StereoRigLayout
+
+
+class MiddleburyDataset(MonoDataset):
+    """Middlebury 2014 scenes (``middlebury.MiddleburyLayout``)."""
+    layout_class = MiddleburyLayout
+
+
+class CityscapesDataset(MonoDataset):
+    """Cityscapes, top 75 % of each image (``cityscapes.CityscapesLayout``)."""
+    layout_class = CityscapesLayout
+
 
 # --dataset name -> torch Dataset class (its layout: registry.LAYOUTS[name])
 _DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset,
-             "kitti_test": KITTIRAWDataset, "sceneflow": SceneFlowDataset}
+             "kitti_test": KITTIRAWDataset, "sceneflow": SceneFlowDataset, "stereo": StereoRigDataset,
+             "middlebury": MiddleburyDataset, "cityscapes": CityscapesDataset}
 
 
 def dataset_class(name: str):

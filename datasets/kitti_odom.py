@@ -25,7 +25,7 @@ class KittiOdomLayout(DatasetLayout):
         return os.path.join(self.data_path, "sequences", f"{int(folder):02d}",
                             f"image_{SIDE_TO_CAMERA_INDEX[side]}", f"{frame_index:06d}{self.img_ext}")
 
-    def camera(self, folder):
+    def camera(self, folder, frame_index=None):
         return KITTI_CAMERA
 
     def poses_path(self, sequence: int) -> str:

@@ -49,7 +49,7 @@ class KittiRawLayout(DatasetLayout):
         """KITTI benchmark test images: <data_path>/<folder>/<frame:010d><img_ext>."""
         return os.path.join(self.data_path, folder, f"{frame_index:010d}{self.img_ext}")
 
-    def camera(self, folder):
+    def camera(self, folder, frame_index=None):
         return KITTI_CAMERA
 
     def gt_path(self, folder, frame_index, side):

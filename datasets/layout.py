@@ -5,7 +5,10 @@ A layout is built from ``--data_path`` (and its own options, e.g. ``img_ext``,
 
   image_path(folder, frame, side)  the stored image of one view ('l' or 'r')
   stereo_image_paths(sample)       (target view, other view) of a sample
-  camera(folder)                   the ``Camera`` of the stored images of a folder (sequence)
+  camera(folder, frame=None)       the ``Camera`` of the images the loader sees (after
+                                   ``crop_rows``) of a folder, or of one frame where the
+                                   dataset calibrates each image (Cityscapes)
+  crop_rows                        fraction of rows kept from the top (Cityscapes: 0.75)
   gt_kind                          'depth' (metres), 'disparity' (pixels) or None
   gt_path(folder, frame, side)     where its ground truth lives (None: the layout has none)
   read_gt(folder, frame, side)     ``GroundTruth`` or None (no file and ground truth optional)
@@ -25,6 +28,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 import torch
+from PIL import Image
 
 from depth_hints import geometry
 from depth_hints.errors import DepthHintsError
@@ -41,6 +45,49 @@ class DatasetError(DepthHintsError, FileNotFoundError):
 
 class LayoutError(DepthHintsError, ValueError):
     """A split line, flag or option that does not fit a dataset layout; the message says the fix."""
+
+
+class CalibrationError(DatasetError):
+    """A missing or malformed calibration file (calib.json / calib.txt / camera JSON); the
+    message names the file and the key."""
+
+
+def image_size(path: str) -> tuple:
+    """(width, height) of a stored image from its header; a missing file raises naming it."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"Image {path} does not exist.")
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception as e:
+        raise DatasetError(f"Image {path} could not be read ({type(e).__name__}: {e}).") from None
+
+
+def check_pair_sizes(target: str, other: str) -> tuple:
+    """(width, height) of a stereo pair; raises DatasetError naming the pair when the other
+    view is missing or the sizes differ."""
+    if not os.path.isfile(other):
+        raise DatasetError(f"Stereo pair {target} / {other}: the second image does not exist; "
+                           f"every left image needs its right image of the same name.")
+    size, other_size = image_size(target), image_size(other)
+    if size != other_size:
+        raise DatasetError(f"Stereo pair {target} ({size[0]}x{size[1]}) / {other} "
+                           f"({other_size[0]}x{other_size[1]}): the two views differ in size; "
+                           f"store rectified pairs of one size.")
+    return size
+
+
+def check_gt_size(path: str, values: np.ndarray, size: tuple) -> np.ndarray:
+    """Ground truth [h, w] must match the stored image (width, height); raises naming the file."""
+    if values.shape[:2] != (size[1], size[0]):
+        raise DatasetError(f"Ground truth {path} is {values.shape[1]}x{values.shape[0]} but its "
+                           f"image is {size[0]}x{size[1]}; store ground truth at the image's size.")
+    return values
+
+
+def kept_rows(height: int, fraction: float) -> int:
+    """Rows kept by a top crop of ``fraction`` of ``height`` rows (rounded: 1024 x 0.75 = 768)."""
+    return int(round(height * fraction))
 
 
 def other_side(side: str) -> str:
@@ -76,6 +123,12 @@ class Camera:
         """Normalised 4x4 intrinsics (float32)."""
         return geometry.normalised_intrinsics(*self.intrinsics)
 
+    def flipped(self) -> "Camera":
+        """The camera of the horizontally mirrored images: cx -> 1 - cx (normalised); a
+        mirrored pair swaps the views, so doffs keeps its value."""
+        fx, fy, cx, cy = self.intrinsics
+        return dataclasses.replace(self, intrinsics=(fx, fy, 1.0 - cx, cy))
+
     def fx_px(self, width: int) -> float:
         """Focal length in pixels of an image ``width`` px wide."""
         return self.fx_normalised * width
@@ -94,6 +147,17 @@ class Camera:
         if self.doffs:
             disparity = (disparity - self.doffs * width) * (disparity > 0)
         return disparity
+
+
+def rig_metric_scale(cameras, tolerance: float = 1e-3):
+    """The metric factor (baseline / 0.1) shared by ``cameras``, or None when their baselines
+    differ by more than ``tolerance`` (relative): a mixed-rig set trains in baseline units."""
+    baselines = sorted({float(c.baseline) for c in cameras})
+    if not baselines:
+        return None
+    if baselines[-1] > baselines[0] * (1.0 + tolerance):
+        return None
+    return baselines[0] / geometry.NOMINAL_BASELINE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +185,13 @@ class DatasetLayout:
     #: the precompute's SGM bank: numDisparities scaled to the camera's focal length in pixels
     #: at the hint width (``fused_sgm.bank_disparities``); False keeps the paper's 64..160
     scaled_matcher_bank: ClassVar[bool] = True
+    #: fraction of the stored rows the loader keeps, from the top (Cityscapes drops the ego
+    #: car's bonnet: 0.75); images and ground truth are cropped alike and ``camera`` describes
+    #: the cropped image
+    crop_rows: ClassVar[float] = 1.0
+    #: True when split lines name frames by file name (``<sequence> <name> <side>``) rather
+    #: than by an integer index
+    named_frames: ClassVar[bool] = False
 
     def __init__(self, data_path: str, img_ext: str = ".jpg"):
         self.data_path = data_path
@@ -131,8 +202,9 @@ class DatasetLayout:
         """Path of the stored image of one view."""
         raise NotImplementedError
 
-    def camera(self, folder: str) -> Camera:
-        """The camera of a folder's stored images."""
+    def camera(self, folder: str, frame_index=None) -> Camera:
+        """The camera of a folder's images as the loader sees them (after ``crop_rows``);
+        ``frame_index`` matters only for datasets that calibrate each image."""
         raise NotImplementedError
 
     def gt_path(self, folder: str, frame_index: int, side: str) -> Optional[str]:
@@ -149,8 +221,30 @@ class DatasetLayout:
         if sample.side not in OTHER_SIDE:
             raise LayoutError(f"{where + ': ' if where else ''}side {sample.side!r} of "
                               f"'{sample.folder} {sample.frame_index} {sample.side}': use l or r.")
+        if not self.named_frames and not isinstance(sample.frame_index, int):
+            raise LayoutError(f"{where + ': ' if where else ''}frame {sample.frame_index!r} of "
+                              f"'{sample.folder} {sample.frame_index} {sample.side}' is not an "
+                              f"integer index, which --dataset {self.name} needs.")
 
     # -- shared -----------------------------------------------------------------------------
+    def crop_image(self, image):
+        """A stored image (PIL) -> the part the loader keeps: the top ``crop_rows`` of its rows."""
+        if self.crop_rows >= 1.0:
+            return image
+        width, height = image.size
+        return image.crop((0, 0, width, kept_rows(height, self.crop_rows)))
+
+    def crop_array(self, array: np.ndarray) -> np.ndarray:
+        """A stored map [h, w, ...] (ground truth) -> its top ``crop_rows`` rows."""
+        if self.crop_rows >= 1.0:
+            return array
+        return array[:kept_rows(array.shape[0], self.crop_rows)]
+
+    def check_pair(self, sample: Sample) -> tuple:
+        """(width, height) of a sample's stereo pair; DatasetError naming the pair when the
+        other view is missing or the two differ in size."""
+        return check_pair_sizes(*self.stereo_image_paths(sample))
+
     def stereo_image_paths(self, sample: Sample) -> tuple:
         """(target, other) image paths of a sample: its own side, then the other side."""
         return (self.image_path(sample.folder, sample.frame_index, sample.side),
@@ -168,7 +262,7 @@ class DatasetLayout:
             return None
         if not os.path.isfile(path) and not self.gt_required:
             return None
-        return GroundTruth(self.gt_kind, self._read_gt_file(path), path)
+        return GroundTruth(self.gt_kind, self.crop_array(self._read_gt_file(path)), path)
 
     def gt_depth(self, folder: str, frame_index: int, side: str) -> Optional[np.ndarray]:
         """Ground-truth depth in metres float32 [h, w] (0 = none), or None."""
@@ -179,4 +273,5 @@ class DatasetLayout:
             return gt.values
         disparity = np.where(np.isfinite(gt.values), gt.values, 0).astype(np.float32)
         # the focal length in pixels of the stored map, so a resized map stays consistent
-        return self.camera(folder).disparity_to_depth(disparity, disparity.shape[1]).astype(np.float32)
+        camera = self.camera(folder, frame_index)
+        return camera.disparity_to_depth(disparity, disparity.shape[1]).astype(np.float32)

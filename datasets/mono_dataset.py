@@ -10,8 +10,10 @@ A sample is a dict with monodepth2's keys (documented here once):
   "depth_hint"         [1, H, W] hint depth in training units (0 = no hint)   (with hints)
   "depth_hint_mask"    [1, H, W] 1 where a hint exists                          (with hints)
   "depth_gt"           [1, h, w] ground-truth depth in metres where the dataset has it
-Flipping mirrors every image and the hint, and flips the stereo sign; intrinsics stay valid
-because the normalised principal point is centred.
+Flipping mirrors every image and the hint, flips the stereo sign and mirrors the principal
+point (normalised cx -> 1 - cx), so a camera whose principal point is not centred stays
+consistent. Intrinsics come per sample from the layout's camera (normalised by the size of the
+image the loader sees, after the layout's ``crop_rows``).
 
 Where files are and what the camera is comes from the dataset's layout (datasets/layout.py):
 this module never builds a path.
@@ -31,7 +33,7 @@ from PIL import Image
 from depth_hints import geometry
 from depth_hints.hint_files import hint_file_path, load_hint
 from depth_hints.images import load_rgb
-from depth_hints.splits import Sample
+from depth_hints.splits import Sample, frame_token
 
 from .layout import DatasetError, DatasetLayout, other_side
 
@@ -48,7 +50,7 @@ def as_sample(item) -> Sample:
         return item
     parts = item.split()
     side = parts[2] if len(parts) > 2 else "l"
-    return Sample(parts[0], int(parts[1]) if len(parts) > 1 else 0, side)
+    return Sample(parts[0], frame_token(parts[1]) if len(parts) > 1 else 0, side)
 
 
 def random_color_jitter(rng: random.Random):
@@ -115,9 +117,11 @@ class MonoDataset(data.Dataset):
         dataset has none."""
         return self.layout.gt_depth(folder, frame_index, side)
 
-    def intrinsics(self, sample: Sample) -> torch.Tensor:
-        """Normalised 4x4 intrinsics of a sample's folder."""
-        return self.layout.camera(sample.folder).K()
+    def intrinsics(self, sample: Sample, do_flip: bool = False) -> torch.Tensor:
+        """Normalised 4x4 intrinsics of a sample (its folder's or frame's camera); mirrored
+        (cx -> 1 - cx) with ``do_flip``."""
+        camera = self.layout.camera(sample.folder, sample.frame_index)
+        return (camera.flipped() if do_flip else camera).K()
 
     # -- shared -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -127,7 +131,7 @@ class MonoDataset(data.Dataset):
         return other_side(side)
 
     def get_color(self, folder: str, frame_index: int, side: str, do_flip: bool) -> Image.Image:
-        img = load_rgb(self.image_path(folder, frame_index, side), DatasetError)
+        img = self.layout.crop_image(load_rgb(self.image_path(folder, frame_index, side), DatasetError))
         return img.transpose(Image.FLIP_LEFT_RIGHT) if do_flip else img
 
     def hint_path(self, sample: Sample) -> str:
@@ -138,6 +142,8 @@ class MonoDataset(data.Dataset):
         missing = []
         for s in self.samples:
             paths = [self.image_path(s.folder, s.frame_index, s.side)]
+            if "s" in self.frame_ids:  # the other view of the pair
+                paths.append(self.image_path(s.folder, s.frame_index, other_side(s.side)))
             if self.use_depth_hints:
                 paths.append(self.hint_path(s))
             missing.extend(p for p in paths if not os.path.isfile(p))
@@ -154,12 +160,14 @@ class MonoDataset(data.Dataset):
         jitter = random_color_jitter(rng) if do_color_aug else None
 
         inputs: dict = {}
+        stored_sizes = {}
         for f in self.frame_ids:
             if f == "s":
                 img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
             else:
                 neighbour = self.layout.neighbour(sample, f)
                 img = self.get_color(neighbour.folder, neighbour.frame_index, neighbour.side, do_flip)
+            stored_sizes[f] = img.size
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
                 img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)
@@ -168,7 +176,9 @@ class MonoDataset(data.Dataset):
                 # jittered as a PIL image, like monodepth2 (and far cheaper than on tensors)
                 inputs[("color_aug", f, s)] = TF.to_tensor(jitter(img)) if jitter else color
 
-        K_norm = self.intrinsics(sample)
+        if "s" in stored_sizes and stored_sizes["s"] != stored_sizes[0]:
+            self.layout.check_pair(sample)  # raises DatasetError naming the pair
+        K_norm = self.intrinsics(sample, do_flip)
         for s in range(self.num_scales):
             K = geometry.scale_intrinsics(K_norm, self.width // 2 ** s, self.height // 2 ** s)
             inputs[("K", s)] = K

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import inspect
 
+from .cityscapes import CityscapesLayout
 from .kitti_odom import KittiOdomLayout
 from .kitti_raw import KittiDepthLayout, KittiRawLayout
 from .layout import DatasetLayout, LayoutError
+from .middlebury import MiddleburyLayout
 from .sceneflow import SceneFlowLayout
+from .stereo_rig import StereoRigLayout
 
 # kitti_test (a monodepth2 choice it never wired up): KITTI's raw layout, as for kitti.
 LAYOUTS = {
@@ -18,6 +21,9 @@ LAYOUTS = {
     "kitti_depth": KittiDepthLayout,
     "kitti_odom": KittiOdomLayout,
     "sceneflow": SceneFlowLayout,
+    "stereo": StereoRigLayout,
+    "middlebury": MiddleburyLayout,
+    "cityscapes": CityscapesLayout,
 }
 
 

@@ -163,7 +163,7 @@ class SceneFlowLayout(DatasetLayout):
     def image_path(self, folder, frame_index, side):
         return sceneflow_image_path(self.data_path, folder, frame_index, side, self.sceneflow_pass)
 
-    def camera(self, folder):
+    def camera(self, folder, frame_index=None):
         if folder not in self._cameras:
             self._cameras[folder] = sceneflow_camera(folder)
         return self._cameras[folder]

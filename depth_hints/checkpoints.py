@@ -18,11 +18,15 @@ import torch
 import networks
 from depth_hints.geometry import STEREO_SCALE_FACTOR
 
-# opt.json key of the factor from a stereo model's nominal-baseline depth to metres.
-METRIC_FACTOR_KEY = "metric_scale_factor"
 DEFAULT_FEED_HEIGHT = 192
 DEFAULT_FEED_WIDTH = 640
 ENCODER_EXTRA_KEYS = ("height", "width", "use_stereo")
+#: opt.json key: a stereo-trained model's depth times this -> metres (the training rig's
+#: baseline / 0.1; null for a training set mixing rigs). Other code reads this name.
+METRIC_SCALE_KEY = "metric_scale_factor"
+#: the factor of weights that record none: KITTI's 0.54 m / 0.1 (released monodepth2 / Depth
+#: Hints weights, runs from before the key existed)
+DEFAULT_METRIC_SCALE = STEREO_SCALE_FACTOR
 _BLOCKS_TO_LAYERS = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}
 
 
@@ -75,12 +79,31 @@ def read_options(folder: str) -> dict:
     return {}
 
 
-def metric_factor(folder: str) -> float:
-    """Metres per unit of a stereo-trained model's depth: the run's ``metric_scale_factor``
-    (opt.json) if recorded, else 5.4 (KITTI's 0.54 m baseline over the nominal 0.1; also
-    right for the released monodepth2 / Depth Hints weights)."""
-    value = read_options(folder).get(METRIC_FACTOR_KEY)
-    return STEREO_SCALE_FACTOR if value is None else float(value)
+def recorded_metric_scale(folder: str) -> tuple:
+    """(recorded?, factor) from a weights folder's opt.json: (False, None) when the key is
+    absent, (True, None) for a mixed-rig training set, else (True, float)."""
+    options = read_options(folder) if folder else {}
+    if METRIC_SCALE_KEY not in options:
+        return False, None
+    value = options[METRIC_SCALE_KEY]
+    return True, (None if value is None else float(value))
+
+
+def metric_scale_factor(folder: str | None, override: float | None = None,
+                        flag: str = "--pred_depth_scale_factor") -> float:
+    """The factor from a stereo-trained model's depth to metres: ``override`` (the flag) when
+    given, else the factor the training recorded, else DEFAULT_METRIC_SCALE (KITTI's 5.4).
+    A model trained on mixed rigs recorded none: CheckpointError asking for ``flag``."""
+    if override is not None:
+        return float(override)
+    recorded, value = recorded_metric_scale(folder)
+    if not recorded:
+        return DEFAULT_METRIC_SCALE
+    if value is None:
+        raise CheckpointError(f"{folder} was trained on rigs of different baselines (opt.json "
+                              f"{METRIC_SCALE_KEY}: null), so its depth has no single metric "
+                              f"scale: pass {flag} <your camera's baseline in metres / 0.1>.")
+    return value
 
 
 def load_depth_model(folder: str, device=None):

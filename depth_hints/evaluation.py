@@ -30,10 +30,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.cityscapes import (CITYSCAPES_EVAL_SPLIT, EVAL_COLUMNS, EVAL_FRAME_SIZE, EVAL_ROWS,
+                                 CITYSCAPES_CROP_ROWS, cityscapes_test_file, is_cityscapes_test_list,
+                                 read_cityscapes_test_list)
 from datasets.layout import DatasetError, LayoutError
 from datasets.registry import make_layout
 from depth_hints.atomic import atomic_write
-from depth_hints.checkpoints import load_depth_model, load_state, read_options
+from depth_hints.checkpoints import (load_depth_model, load_state, metric_scale_factor, read_options,
+                                     recorded_metric_scale)
 from depth_hints.errors import DepthHintsError
 from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
 from depth_hints.images import load_rgb
@@ -112,15 +116,30 @@ def disp_to_gt_size(pred_disp: np.ndarray, height: int, width: int) -> np.ndarra
     return cv2.resize(pred_disp, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def cityscapes_eval_mask(gt_depth: np.ndarray) -> np.ndarray:
+    """Pixels that count on Cityscapes [H,W] bool, ``gt_depth`` being the top 75 % of the
+    frame: MIN_DEPTH < gt < MAX_DEPTH inside rows 256..768 and columns 192..1856 of the
+    1024 x 2048 frame (scaled proportionally for other frame sizes)."""
+    height, width = gt_depth.shape[:2]
+    frame_height = height / CITYSCAPES_CROP_ROWS
+    top, bottom = (int(round(r * frame_height / EVAL_FRAME_SIZE[0])) for r in EVAL_ROWS)
+    left, right = (int(round(c * width / EVAL_FRAME_SIZE[1])) for c in EVAL_COLUMNS)
+    window = np.zeros((height, width), bool)
+    window[top:bottom, left:right] = True
+    return window & (gt_depth > MIN_DEPTH) & (gt_depth < MAX_DEPTH)
+
+
 def score_frame(gt_depth: np.ndarray, pred_disp: np.ndarray, garg_crop: bool, scale_factor: float = 1.0,
-                use_median_scaling: bool = False):
+                use_median_scaling: bool = False, mask: np.ndarray | None = None):
     """One frame: gt depth [H,W] metres, predicted disparity [h,w] -> (seven errors, median
     ratio or None). Depth = scale_factor / resized disparity, then median scaling, then
-    clipping to [MIN_DEPTH, MAX_DEPTH]."""
+    clipping to [MIN_DEPTH, MAX_DEPTH]. ``mask`` [H,W]: the pixels that count (default
+    ``valid_gt_mask(gt_depth, garg_crop)``)."""
     height, width = gt_depth.shape[:2]
     with np.errstate(divide="ignore"):
         pred_depth = 1.0 / disp_to_gt_size(pred_disp, height, width)
-    mask = valid_gt_mask(gt_depth, garg_crop)
+    if mask is None:
+        mask = valid_gt_mask(gt_depth, garg_crop)
     if not mask.any():
         raise EvaluationError("A ground-truth frame has no valid pixels.")
     gt = gt_depth[mask]
@@ -218,17 +237,20 @@ def write_benchmark_pngs(pred_disps: np.ndarray, out_dir: str, scale_factor: flo
 # ----------------------------------------------------------------------------- prediction
 
 class _ImageList(torch.utils.data.Dataset):
-    """Image paths -> network inputs [3,H,W] in [0,1]."""
+    """Image paths -> network inputs [3,H,W] in [0,1]; ``crop``: a layout's ``crop_image``
+    applied before the resize."""
 
-    def __init__(self, paths, height: int, width: int):
-        self.paths, self.height, self.width = list(paths), height, width
+    def __init__(self, paths, height: int, width: int, crop=None):
+        self.paths, self.height, self.width, self.crop = list(paths), height, width, crop
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, index):
-        return to_input_tensor(load_rgb(self.paths[index], EvaluationError), self.width,
-                               self.height)[0]
+        image = load_rgb(self.paths[index], EvaluationError)
+        if self.crop is not None:
+            image = self.crop(image)
+        return to_input_tensor(image, self.width, self.height)[0]
 
 
 def kitti_test_image_paths(data_path: str, samples, png: bool = False) -> list[str]:
@@ -257,11 +279,12 @@ def kitti_test_image_paths(data_path: str, samples, png: bool = False) -> list[s
 @torch.no_grad()
 def predict_disparities(encoder, decoder, image_paths, height: int, width: int, batch_size: int = 16,
                         post_process: bool = False, min_depth: float = 0.1, max_depth: float = 100.0,
-                        device=None, num_workers: int = 0) -> np.ndarray:
+                        device=None, num_workers: int = 0, crop=None) -> np.ndarray:
     """Images -> scaled disparities [N,height,width] float32 (``disp_to_depth``'s first
-    output); with ``post_process`` the mirrored image is predicted too and the two merged."""
+    output); with ``post_process`` the mirrored image is predicted too and the two merged.
+    ``crop``: applied to each image before the resize (a layout's ``crop_image``)."""
     device = device or torch.device("cpu")
-    loader = torch.utils.data.DataLoader(_ImageList(image_paths, height, width), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(_ImageList(image_paths, height, width, crop), batch_size=batch_size,
                                          shuffle=False, num_workers=num_workers,
                                          pin_memory=device.type == "cuda")
     outputs = []
@@ -341,7 +364,7 @@ def _kitti_test_images(options):
 
 
 def _load_or_predict(options, collected: list, test_images=_kitti_test_images,
-                     stereo_scale_factor: float = STEREO_SCALE_FACTOR):
+                     stereo_scale_factor: float = STEREO_SCALE_FACTOR, crop=None):
     """Predicted disparities [N,h,w] from --ext_disp_to_eval or the model over the images of
     ``test_images(options) -> (paths, test list)`` (default: the KITTI test list)
     -> (disparities, description). Misuse of the scaling flags is warned about here."""
@@ -361,7 +384,7 @@ def _load_or_predict(options, collected: list, test_images=_kitti_test_images,
     print(f"-> Predicting {len(paths)} images of {test_files} at {width}x{height} on {device}")
     pred_disps = predict_disparities(encoder, decoder, paths, height, width, options.batch_size,
                                      options.post_process, options.min_depth, options.max_depth,
-                                     device, options.num_workers)
+                                     device, options.num_workers, crop)
     return pred_disps, f"{options.load_weights_folder} over {test_files}"
 
 
@@ -371,6 +394,8 @@ def evaluate(options) -> dict:
     ``--dataset sceneflow`` or ``--eval_split sceneflow_test``: ``evaluate_sceneflow``."""
     if options.dataset == "sceneflow" or options.eval_split == SCENEFLOW_TEST_SPLIT:
         return evaluate_sceneflow(options)
+    if options.dataset in LAYOUT_EVAL_DATASETS or options.eval_split == CITYSCAPES_EVAL_SPLIT:
+        return evaluate_layout(options)
     split_name = Path(options.eval_split).name
     collected: list[str] = []
     result: dict = {"split": options.eval_split}
@@ -379,14 +404,15 @@ def evaluate(options) -> dict:
         raise EvaluationError("--eval_eigen_to_benchmark scores eigen predictions on the "
                               "eigen_benchmark ground truth: use --eval_split eigen_benchmark.")
 
-    pred_disps, source = _load_or_predict(options, collected)
+    stereo_factor = _recorded_stereo_factor(options)
+    pred_disps, source = _load_or_predict(options, collected, stereo_scale_factor=stereo_factor)
     if options.eval_eigen_to_benchmark:
         pred_disps = _eigen_to_benchmark(pred_disps)
     result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
 
     scale_factor, use_median = _save_and_choose_scaling(
-        options, pred_disps, split_name, result, collected, STEREO_SCALE_FACTOR,
-        f"--eval_stereo scales by {STEREO_SCALE_FACTOR}")
+        options, pred_disps, split_name, result, collected, stereo_factor,
+        f"--eval_stereo scales by {stereo_factor:g}")
 
     if options.no_eval:
         print("-> Evaluation disabled (--no_eval).")
@@ -415,7 +441,7 @@ def evaluate(options) -> dict:
         garg_crop = options.eval_protocol == "eigen"
     print("-> Evaluating")
     if options.eval_stereo:
-        print(f"   Stereo evaluation - disabling median scaling, scaling by {STEREO_SCALE_FACTOR}")
+        print(f"   Stereo evaluation - disabling median scaling, scaling by {scale_factor:g}")
     elif use_median:
         print("   Mono evaluation - using median scaling")
     scores = score_predictions(gt_depths, pred_disps, garg_crop, scale_factor, use_median)
@@ -446,8 +472,8 @@ def _save_and_choose_scaling(options, pred_disps, split_name: str, result: dict,
     scale_factor = stereo_scale_factor if options.eval_stereo else options.pred_depth_scale_factor
     use_median = options.eval_mono and not options.disable_median_scaling
     if options.eval_stereo and options.pred_depth_scale_factor != 1.0:
-        _warn(f"{stereo_note}; --pred_depth_scale_factor {options.pred_depth_scale_factor} is "
-              f"ignored.", collected)
+        scale_factor = options.pred_depth_scale_factor
+        print(f"   {stereo_note}; --pred_depth_scale_factor {scale_factor:g} overrides it.")
     result.update(scaling="stereo" if options.eval_stereo else ("median" if use_median else "none"),
                   pred_depth_scale_factor=scale_factor)
     return scale_factor, use_median
@@ -629,6 +655,163 @@ def evaluate_sceneflow(options) -> dict:
     print("\n  " + "".join(f"{name:>8} | " for name in DISPARITY_METRIC_NAMES) + "  (pixels at full "
           "resolution; bad-k: fraction with error > k px)\n"
           + "".join(f"&{value: 8.3f}  " for value in disparity_mean) + "\\\\")
+    for message in collected:
+        print(f"WARNING: {message}", file=sys.stderr)
+    print("\n-> Done!")
+    return _finish(options, result, collected)
+
+
+# ----------------------------------------------------------------------------- any layout
+
+#: datasets evaluated through their layout's ground truth (``evaluate_layout``)
+LAYOUT_EVAL_DATASETS = ("stereo", "middlebury", "cityscapes")
+
+
+def _recorded_stereo_factor(options) -> float:
+    """--eval_stereo's factor: --pred_depth_scale_factor when given, else the one the weights'
+    training recorded, KITTI's 5.4 for weights that record none (released ones), an error for
+    a mixed-rig training set. Not --eval_stereo: 5.4 (unused)."""
+    if not options.eval_stereo:
+        return STEREO_SCALE_FACTOR
+    override = options.pred_depth_scale_factor if options.pred_depth_scale_factor != 1.0 else None
+    folder = os.path.expanduser(options.load_weights_folder) if options.load_weights_folder else None
+    return metric_scale_factor(folder, override)
+
+
+def load_gt_depth_folder(folder: str, count: int) -> list:
+    """ManyDepth's published ground truth: ``<folder>/NNN_depth.npy`` (index 000, 001, ...)
+    -> ``count`` [H,W] depths in metres; a missing file raises naming it."""
+    depths = []
+    for index in range(count):
+        path = os.path.join(folder, f"{index:03d}_depth.npy")
+        if not os.path.isfile(path):
+            raise EvaluationError(f"--gt_path {folder}: {path} does not exist ({count} test images "
+                                  f"need 000_depth.npy .. {count - 1:03d}_depth.npy).")
+        depths.append(np.load(path, allow_pickle=False).astype(np.float32))
+    return depths
+
+
+def _layout_samples(options, layout):
+    """-> (samples, test list path) of --eval_split for a layout evaluation."""
+    if options.dataset == "cityscapes" or options.eval_split == CITYSCAPES_EVAL_SPLIT:
+        path = cityscapes_test_file(options.eval_split)
+        if options.eval_split == CITYSCAPES_EVAL_SPLIT or is_cityscapes_test_list(path):
+            return read_cityscapes_test_list(path), path
+    else:
+        path = split_dir(options.eval_split) / "test_files.txt"
+    samples = read_split_file(path, require_side=False, named_frames=layout.named_frames)
+    for sample in samples:
+        try:
+            layout.check_sample(sample)
+        except LayoutError as e:
+            raise EvaluationError(f"{path}: {e}") from None
+    return samples, path
+
+
+def evaluate_layout(options) -> dict:
+    """Evaluation on a layout's own test frames and ground truth (``--dataset stereo``,
+    ``middlebury``, ``cityscapes`` / ``--eval_split cityscapes``).
+
+    Images are cropped as the layout's loader crops them (Cityscapes: top 75 %), predicted,
+    and scored against ``--gt_path`` (an npz of [H,W] depths, or a folder of ManyDepth's
+    NNN_depth.npy full frames, cropped alike) or else each frame's ground truth from the
+    layout (depth; disparity converted with the frame's camera). Cityscapes counts depths in
+    (1e-3, 80) m inside rows 256..768, columns 192..1856 of the frame; other layouts every
+    pixel with ground truth in (1e-3, 80) m (predictions are clipped to that range). Scaling: --eval_mono per-image median; --eval_stereo the
+    factor the training recorded (Cityscapes without one: each frame's own camera, baseline /
+    0.1), --pred_depth_scale_factor overrides."""
+    dataset = "cityscapes" if options.eval_split == CITYSCAPES_EVAL_SPLIT else options.dataset
+    layout = make_layout(dataset, options.data_path, img_ext=".png" if options.png else ".jpg")
+    samples, test_file = _layout_samples(options, layout)
+    collected: list[str] = []
+    result: dict = {"split": options.eval_split, "dataset": dataset, "test_files": str(test_file)}
+    folder = os.path.expanduser(options.load_weights_folder) if options.load_weights_folder else None
+    override = options.pred_depth_scale_factor if options.pred_depth_scale_factor != 1.0 else None
+    per_frame_factor = False
+    if options.eval_stereo:
+        recorded, value = recorded_metric_scale(folder)
+        if dataset == "cityscapes" and override is None and (not recorded or value is None):
+            per_frame_factor = True  # each frame's own camera: baseline / 0.1
+        stereo_factor = 1.0 if per_frame_factor else metric_scale_factor(folder, override)
+    else:
+        stereo_factor = STEREO_SCALE_FACTOR
+
+    def test_images(_options):
+        paths = [layout.image_path(s.folder, s.frame_index, s.side) for s in samples]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise EvaluationError(f"Test image {missing[0]} does not exist ({len(missing)} of "
+                                  f"{len(paths)} missing); check --data_path {options.data_path}.")
+        return paths, test_file
+
+    pred_disps, source = _load_or_predict(options, collected, test_images, stereo_factor,
+                                          crop=layout.crop_image)
+    if len(pred_disps) != len(samples):
+        raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(samples)} lines "
+                              f"in {test_file}; they must match one to one (same order).")
+    result.update(n=int(len(pred_disps)), predictions=source, post_process=bool(options.post_process))
+    scale_factor, use_median = _save_and_choose_scaling(
+        options, pred_disps, Path(options.eval_split).name, result, collected, stereo_factor,
+        "--eval_stereo scales by " + ("each frame's camera factor" if per_frame_factor
+                                      else f"{stereo_factor:g}"))
+    if options.no_eval:
+        print("-> Evaluation disabled (--no_eval).")
+        return _finish(options, result, collected)
+
+    gt_depths = None
+    if options.gt_path and os.path.isdir(options.gt_path):
+        gt_depths = [layout.crop_array(d) for d in load_gt_depth_folder(options.gt_path, len(samples))]
+    elif options.gt_path:
+        gt_depths = load_gt_depths(options.gt_path)
+        if len(gt_depths) != len(samples):
+            raise EvaluationError(f"{len(samples)} test lines in {test_file} but {len(gt_depths)} "
+                                  f"ground-truth frames in {options.gt_path}.")
+    print(f"-> Evaluating on {dataset} ground truth"
+          + (" (rows 256-768, columns 192-1856 of the frame, depth in (1e-3, 80) m)"
+             if dataset == "cityscapes" else ""))
+    if options.eval_stereo:
+        print("   Stereo evaluation - disabling median scaling, scaling by "
+              + ("each frame's camera factor (baseline / 0.1)" if per_frame_factor else f"{scale_factor:g}"))
+    elif use_median:
+        print("   Mono evaluation - using median scaling")
+    errors, ratios, factors = [], [], []
+    for index, (sample, pred_disp) in enumerate(tqdm(list(zip(samples, pred_disps)), desc="score",
+                                                     unit="frame")):
+        where = f"{sample.folder} {sample.frame_index} {sample.side}"
+        if gt_depths is not None:
+            gt = np.asarray(gt_depths[index], np.float32)
+        else:
+            try:
+                gt = layout.gt_depth(sample.folder, sample.frame_index, sample.side)
+            except (DatasetError, PFMError) as e:
+                raise EvaluationError(str(e)) from None
+            if gt is None:
+                raise EvaluationError(f"{where}: no ground truth at {layout.gt_path(sample.folder, sample.frame_index, sample.side)}; "
+                                      f"pass --gt_path (Cityscapes test: ManyDepth's gt_depths folder).")
+        factor = scale_factor
+        if per_frame_factor and options.eval_stereo:
+            factor = layout.camera(sample.folder, sample.frame_index).metric_scale
+        mask = (cityscapes_eval_mask(gt) if dataset == "cityscapes"
+                else (gt > MIN_DEPTH) & (gt < MAX_DEPTH))
+        try:
+            frame_errors, ratio = score_frame(gt, pred_disp, False, factor, use_median, mask=mask)
+        except EvaluationError as e:
+            raise EvaluationError(f"{where}: {e}") from None
+        errors.append(frame_errors)
+        ratios.append(ratio)
+        factors.append(factor)
+    mean = np.array(errors, np.float64).mean(0)
+    if use_median:
+        ratios = np.array(ratios, np.float64)
+        med = float(np.median(ratios))
+        std = float(np.std(ratios / med))
+        print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
+        result.update(median_ratio=med, median_ratio_std=std)
+    if per_frame_factor and options.eval_stereo:
+        result["pred_depth_scale_factor"] = float(np.mean(factors))
+        result["scaling"] = "stereo (each frame's camera)"
+    result.update({name: float(v) for name, v in zip(METRIC_NAMES, mean)})
+    print("\n" + format_table(mean))
     for message in collected:
         print(f"WARNING: {message}", file=sys.stderr)
     print("\n-> Done!")

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from depth_hints.checkpoints import load_depth_model, metric_factor
+from depth_hints.checkpoints import CheckpointError, load_depth_model, metric_scale_factor
 from depth_hints.errors import DepthHintsError
 from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
 from depth_hints.options import _check_size as check_size
@@ -120,7 +120,12 @@ def graph_from_folder(folder: str, metric: bool = False, device=None) -> tuple[D
     """Weights folder -> (DepthGraph in eval mode, its metadata at the folder's trained size)."""
     encoder, decoder, info = load_depth_model(folder, device)
     options = info.options
-    factor = metric_factor(folder)
+    try:
+        factor = metric_scale_factor(folder)
+    except CheckpointError:
+        if metric:  # a mixed-rig training set recorded no single factor
+            raise
+        factor = float("nan")  # disparity only; the predictor then gives no metric depth
     min_depth = float(options.get("min_depth", DEFAULT_MIN_DEPTH))
     max_depth = float(options.get("max_depth", DEFAULT_MAX_DEPTH))
     graph = DepthGraph(encoder, decoder, metric, factor, min_depth, max_depth).eval()

@@ -2,9 +2,11 @@
 disparity <-> hint depth conversion. A leaf: no dataset, no matcher, no run.
 
 Layout: ``<depth_hint_path>/<folder>/image_0{2,3}/<frame:010d>.npy`` (image_02 for side 'l',
-image_03 for 'r', whatever the dataset) holding depth in the training's nominal units (baseline
-0.1, the dataset's normalised intrinsics), shape (H, W) or (1, H, W), float32 or float16; 0
-means no hint. Written as (1, H, W) like the original release.
+image_03 for 'r', whatever the dataset; ``<name>.npy`` for frames named by file name) holding
+depth in the training's nominal units (baseline 0.1, the dataset's normalised intrinsics),
+shape (H, W) or (1, H, W), float32 or float16; 0 means no hint. Written as (1, H, W) like the
+original release. A rig whose principal points differ (Middlebury's doffs, pixels at the hint
+width) converts with depth = fx * 0.1 / (d + doffs).
 """
 from __future__ import annotations
 
@@ -30,13 +32,15 @@ class HintFileError(DepthHintsError, ValueError):
 
 # ----------------------------------------------------------------------------- hint file I/O
 
-#: leftovers of ``atomic_write`` of a hint: ``<frame:010d>.npy.tmp<random>``
-_TEMP_PATTERN = re.compile(r"^\d{10}\.npy\.tmp\w+$")
+#: leftovers of ``atomic_write`` of a hint: ``<frame:010d>.npy.tmp<random>`` (or ``<name>...``)
+_TEMP_PATTERN = re.compile(r"^.+\.npy\.tmp\w+$")
 
 
 def hint_file_path(root: str, folder: str, frame_index: int, side: str) -> str:
-    """Where the hint of one frame lives."""
-    return os.path.join(root, folder, camera_folder(side), f"{frame_index:010d}.npy")
+    """Where the hint of one frame lives: ``<frame:010d>.npy``, or ``<name>.npy`` for a frame
+    named by its file name (``--dataset stereo``)."""
+    leaf = f"{frame_index:010d}" if isinstance(frame_index, int) else str(frame_index)
+    return os.path.join(root, folder, camera_folder(side), f"{leaf}.npy")
 
 
 def load_hint(path: str) -> np.ndarray:
@@ -235,17 +239,26 @@ def hint_fx(width: int, fx_normalised: float = KITTI_FX_NORMALISED) -> float:
     return fx_normalised * width
 
 
-def disparity_to_hint_depth(disparity_px, width: int, fx_normalised: float = KITTI_FX_NORMALISED):
+def disparity_to_hint_depth(disparity_px, width: int, fx_normalised: float = KITTI_FX_NORMALISED,
+                            doffs: float = 0.0):
     """Disparity in pixels at image width ``width`` -> hint depth (nominal baseline 0.1 units):
-    depth = fx_normalised * width * 0.1 / d (0.58 on KITTI), 0 where d <= 0. numpy or torch."""
+    depth = fx_normalised * width * 0.1 / (d + doffs * width) (0.58 on KITTI, doffs 0), 0
+    where d <= 0. ``doffs``: the views' principal-point x difference / W. numpy or torch."""
+    if doffs:
+        disparity_px = (disparity_px + doffs * width) * (disparity_px > 0)
     return geometry.disparity_to_depth(disparity_px, hint_fx(width, fx_normalised),
                                        geometry.NOMINAL_BASELINE)
 
 
-def hint_depth_to_disparity(depth, width: int, fx_normalised: float = KITTI_FX_NORMALISED):
-    """Hint depth -> disparity in pixels at image width ``width``; 0 where depth <= 0."""
-    return geometry.depth_to_disparity(depth, hint_fx(width, fx_normalised),
-                                       geometry.NOMINAL_BASELINE)
+def hint_depth_to_disparity(depth, width: int, fx_normalised: float = KITTI_FX_NORMALISED,
+                            doffs: float = 0.0):
+    """Hint depth -> disparity in pixels at image width ``width`` (the inverse of
+    ``disparity_to_hint_depth``); 0 where depth <= 0."""
+    disparity = geometry.depth_to_disparity(depth, hint_fx(width, fx_normalised),
+                                            geometry.NOMINAL_BASELINE)
+    if doffs:
+        disparity = (disparity - doffs * width) * (disparity > 0)
+    return disparity
 
 
 def hint_coverage(depth: np.ndarray) -> float:

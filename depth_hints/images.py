@@ -33,10 +33,14 @@ def load_rgb(path: str, error: type = ImageError, fix: str = "") -> Image.Image:
         raise error(f"Image {path} could not be read ({type(e).__name__}: {e}).") from None
 
 
-def load_rgb_array(path: str, height: int, width: int, error: type = ImageError) -> np.ndarray:
+def load_rgb_array(path: str, height: int, width: int, error: type = ImageError,
+                   crop=None) -> np.ndarray:
     """An image as RGB uint8 [height, width, 3], resized with PIL's LANCZOS (the training's
-    resize) when its size differs."""
+    resize) when its size differs; ``crop`` (PIL image -> PIL image, e.g. a layout's
+    ``crop_image``) is applied first."""
     image = load_rgb(path, error)
+    if crop is not None:
+        image = crop(image)
     if image.size != (width, height):
         image = image.resize((width, height), Image.LANCZOS)
     return np.asarray(image, dtype=np.uint8).copy()

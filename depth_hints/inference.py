@@ -3,8 +3,9 @@
 
 Outputs per input ``<name>``: ``<name>_disp.jpeg`` (magma colour map at the input's size) and
 ``<name>_disp.npy`` (scaled disparity [1,1,h,w] at the model's resolution) or, with
-``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = the checkpoint's
-metric factor, 5.4 for KITTI, x the nominal-baseline depth of a stereo-trained model).
+``--pred_metric_depth``, ``<name>_depth.npy`` (metric depth [1,1,h,w] = the factor the
+training recorded (its rig's baseline / 0.1; 5.4 for KITTI and released weights, or
+--pred_depth_scale_factor) x the nominal-baseline depth of a stereo-trained model).
 The model runs through ``depth_hints.predictor.DepthPredictor`` (a weights folder, or an
 exported ``.onnx`` / TorchScript file).
 """
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from depth_hints.geometry import disp_to_depth
 from depth_hints.atomic import atomic_write
 # the inputs' loader and tensor conversion live with the predictor; re-exported here for callers
 from depth_hints.predictor import DepthPredictor, InferenceError, load_rgb, to_input_tensor
@@ -127,7 +129,7 @@ def save_prediction(output_dir: str, name: str, prediction, metric_depth: bool,
     """Write ``<name>_disp.jpeg`` (the disparity at the input's size, magma) and
     ``<name>_disp.npy`` (scaled disparity) or ``<name>_depth.npy`` (metric depth), both
     [1,1,h,w] at the model's resolution. ``prediction``: a DepthPrediction;
-    ``depth_from_disp``: sigmoid disp -> (scaled disparity, metric depth), DepthPredictor's."""
+    ``depth_from_disp``: sigmoid disp -> (scaled disparity, metric depth)."""
     from depth_hints.visualize import colorize_disparity
 
     scaled_disp, depth = depth_from_disp(prediction.model_disp[None, None])
@@ -148,21 +150,38 @@ def save_prediction(output_dir: str, name: str, prediction, metric_depth: bool,
 def run_test_simple(options) -> list[str]:
     """Predict for every input of ``--image_path`` with ``--model_path`` (a weights folder or
     an exported model file); returns the written paths. ``options``: TestSimpleOptions."""
+    from depth_hints.checkpoints import metric_scale_factor
     from depth_hints.options import device_from
 
     if not os.path.exists(options.image_path):
         raise InferenceError(f"--image_path {options.image_path} does not exist.")
     device = device_from(options.no_cuda)
     predictor = DepthPredictor.load(options.model_path, device)
-    height, width = predictor.size
-    factor = predictor.metadata.metric_scale_factor
-    if options.pred_metric_depth and predictor.metadata.use_stereo is False:
-        warn(f"--pred_metric_depth multiplies by {factor:g}, which is only meaningful "
+    meta = predictor.metadata
+    metric_scale = 1.0
+    if options.pred_metric_depth:
+        if os.path.isdir(options.model_path):  # the factor the training recorded, or the flag
+            metric_scale = metric_scale_factor(options.model_path, options.pred_depth_scale_factor)
+        elif options.pred_depth_scale_factor is not None:
+            metric_scale = float(options.pred_depth_scale_factor)
+        elif meta.metric_scale_factor != meta.metric_scale_factor:  # NaN: exported from mixed rigs
+            raise InferenceError(f"{options.model_path} was trained on rigs of different baselines "
+                                 f"and records no metric factor: pass --pred_depth_scale_factor.")
+        else:
+            metric_scale = meta.metric_scale_factor
+        print(f"-> Metric depth: nominal depth x {metric_scale:g}")
+
+    def depth_from_disp(disp):
+        scaled_disp, depth = disp_to_depth(disp, meta.min_depth, meta.max_depth)
+        return scaled_disp, metric_scale * depth
+
+    if options.pred_metric_depth and meta.use_stereo is False:
+        warn(f"--pred_metric_depth multiplies by {metric_scale:g}, which is only meaningful "
              f"for stereo-trained models; {options.model_path} was trained without stereo, so "
              f"its depths are not in metres.")
     output_dir = options.output_dir or default_output_dir(options.image_path)
     os.makedirs(output_dir, exist_ok=True)
-    print(f"-> Model {options.model_path} at {width}x{height} on {device} ({predictor.backend}); "
+    print(f"-> Model {options.model_path} at {predictor.size[1]}x{predictor.size[0]} on {device} ({predictor.backend}); "
           f"writing to {output_dir}")
 
     written = []
@@ -170,6 +189,6 @@ def run_test_simple(options) -> list[str]:
     for name, image in tqdm(iter_inputs(options.image_path, options.ext), total=total,
                             desc="predict", unit="img"):
         written += save_prediction(output_dir, name, predictor.predict(image),
-                                   options.pred_metric_depth, predictor.depth_from_disp)
+                                   options.pred_metric_depth, depth_from_disp)
     print(f"-> Wrote {len(written) // 2} predictions to {output_dir}")
     return written

@@ -14,8 +14,10 @@ import json
 import os
 from typing import Any, Sequence
 
-DATASETS = ("kitti", "kitti_odom", "kitti_depth", "kitti_test", "sceneflow")
-EVAL_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10", "sceneflow_test")
+DATASETS = ("kitti", "kitti_odom", "kitti_depth", "kitti_test", "sceneflow", "stereo", "middlebury",
+            "cityscapes")
+EVAL_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10", "sceneflow_test",
+               "cityscapes")
 
 
 class OptionsError(DepthHintsError, ValueError):
@@ -126,12 +128,14 @@ def evaluate_parser() -> argparse.ArgumentParser:
     _add_model_flags(p)
     p.add_argument("--batch_size", type=int, default=16, help="evaluation batch size")
     p.add_argument("--eval_stereo", action="store_true",
-                   help="stereo-trained model: scale by 5.4, no median scaling")
+                   help="stereo-trained model: scale by the factor its training recorded (rig "
+                        "baseline / 0.1; 5.4 for KITTI and released weights), no median scaling")
     p.add_argument("--eval_mono", action="store_true",
                    help="mono-trained model: per-image median scaling")
     p.add_argument("--disable_median_scaling", action="store_true", help="no median scaling")
     p.add_argument("--pred_depth_scale_factor", type=float, default=1.0,
-                   help="multiply predicted depths by this")
+                   help="multiply predicted depths by this (with --eval_stereo: instead of the "
+                        "recorded factor)")
     p.add_argument("--ext_disp_to_eval", type=str, default=None,
                    help=".npy of precomputed disparities to evaluate")
     p.add_argument("--eval_split", type=str, default="eigen",
@@ -159,7 +163,8 @@ def precompute_parser() -> argparse.ArgumentParser:
     p.add_argument("--filenames", type=str, default=None,
                    help="a split file of 'folder frame side' lines (default "
                         "splits/eigen_full/all_files.txt; --dataset sceneflow: "
-                        "splits/sceneflow/train_files.txt and val_files.txt)")
+                        "splits/sceneflow/train_files.txt and val_files.txt; required for "
+                        "--dataset stereo, middlebury, cityscapes)")
     p.add_argument("--save_path", type=str, default=None,
                    help="where hints go (default <data_path>/depth_hints)")
     p.add_argument("--overwrite_saved_depths", action="store_true",
@@ -200,7 +205,12 @@ def test_simple_parser() -> argparse.ArgumentParser:
     p.add_argument("--ext", type=str, default="jpg", help="image extension to search folders for")
     p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
     p.add_argument("--pred_metric_depth", action="store_true",
-                   help="stereo-trained models: save metric depth (x5.4) instead of disparity")
+                   help="stereo-trained models: save metric depth (the factor the training "
+                        "recorded, its rig's baseline / 0.1; 5.4 for KITTI and released weights) "
+                        "instead of disparity")
+    p.add_argument("--pred_depth_scale_factor", type=float, default=None,
+                   help="with --pred_metric_depth: multiply depth by this instead of the "
+                        "recorded factor")
     p.add_argument("--output_dir", type=str, default=None,
                    help="where results go (default: beside the inputs)")
     return p
@@ -390,10 +400,10 @@ def to_json_dict(options) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}
 
 
-def save_options(options, path: str) -> None:
-    """Write options as JSON atomically."""
+def save_options(options, path: str, extra: dict | None = None) -> None:
+    """Write options (plus ``extra`` keys, e.g. the recorded metric factor) as JSON atomically."""
     with atomic_write(path, "w") as f:
-        json.dump(to_json_dict(options), f, indent=2, sort_keys=True)
+        json.dump({**to_json_dict(options), **(extra or {})}, f, indent=2, sort_keys=True)
 
 
 def device_from(no_cuda: bool):

@@ -22,6 +22,11 @@ depth the training's SceneFlow intrinsics and 0.1 stereo baseline expect. The ba
 numDisparities are scaled (``bank_disparities``) so that it spans the same nominal depths as
 KITTI's bank at 1024 px: 128, 176, 240, 288 px for 35 mm renders matched at 960 px. --report
 scores against the PFM ground truth.
+
+Your own rig, Middlebury, Cityscapes (``--dataset stereo|middlebury|cityscapes``, --filenames
+required): each frame's camera from its layout (per image on Cityscapes, whose images are
+cropped to their top 75 % as the loader crops them); depth = fx_norm * W * 0.1 / (d + doffs *
+W) with the rig's doffs (Middlebury), the bank scaled to the rig's focal length.
 """
 from __future__ import annotations
 
@@ -100,7 +105,7 @@ def load_gt_disparity(layout: DatasetLayout, gt_disparity_root: Optional[str], f
     if gt.kind == "disparity":
         return _resize_disparity(gt.values, height, width), GT_SOURCE_NAMES["disparity"]
     depth_m = cv2.resize(gt.values, (width, height), interpolation=cv2.INTER_NEAREST)
-    disparity = layout.camera(folder).depth_to_disparity(depth_m.astype(np.float64), width)
+    disparity = layout.camera(folder, frame_index).depth_to_disparity(depth_m.astype(np.float64), width)
     return disparity.astype(np.float32), GT_SOURCE_NAMES["depth"]
 
 
@@ -126,10 +131,16 @@ def sample_camera(job: FrameJob, sample) -> tuple:
     """(normalised focal length fx / W, matcher bank) of a sample, from its layout's camera:
     the paper's bank where the layout keeps it (KITTI, at any width), else ``bank_disparities``
     at the hint width (SceneFlow: the sequence's focal length)."""
-    fx_normalised = job.layout.camera(sample.folder).fx_normalised
+    fx_normalised = job.layout.camera(sample.folder, sample.frame_index).fx_normalised
     if not job.layout.scaled_matcher_bank:
         return fx_normalised, sgbm_bank()
     return fx_normalised, sgbm_bank(bank_disparities(job.width, fx_normalised))
+
+
+def sample_doffs(job: FrameJob, sample) -> float:
+    """The principal-point x offset between the views / W of a sample's camera (Middlebury's
+    doffs; 0 for most rigs): hint depth = fx * 0.1 / (d + doffs * W)."""
+    return job.layout.camera(sample.folder, sample.frame_index).doffs
 
 
 @dataclasses.dataclass
@@ -225,7 +236,10 @@ def default_filenames() -> str:
     return str(splits.PROJECT_SPLITS_DIR / "eigen_full" / "all_files.txt")
 
 
-_SUPPORTED_DATASETS = ("kitti", "kitti_depth", "kitti_test", "sceneflow")  # layouts with a stereo pair per line
+_SUPPORTED_DATASETS = ("kitti", "kitti_depth", "kitti_test", "sceneflow", "stereo", "middlebury",
+                       "cityscapes")  # layouts with a stereo pair per line
+#: datasets without a default split list: --filenames is required
+_NEED_FILENAMES = ("stereo", "middlebury", "cityscapes")
 SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
 
 
@@ -239,8 +253,12 @@ def default_sceneflow_filenames() -> list:
 
 def _check_inputs(options, layout: DatasetLayout) -> list:
     if options.dataset not in _SUPPORTED_DATASETS:
-        raise PrecomputeError(f"--dataset {options.dataset}: hints are computed for the KITTI raw "
-                              f"layout (--dataset kitti) and SceneFlow (--dataset sceneflow).")
+        raise PrecomputeError(f"--dataset {options.dataset}: hints are computed for "
+                              f"{', '.join(_SUPPORTED_DATASETS)}.")
+    if options.dataset in _NEED_FILENAMES and not options.filenames:
+        raise PrecomputeError(f"--dataset {options.dataset} has no default split: pass --filenames "
+                              f"<split file> (scripts/make_stereo_splits.py writes them for "
+                              f"--dataset stereo).")
     if options.num_workers < 0:
         raise PrecomputeError(f"--num_workers {options.num_workers}: must be >= 0 "
                               f"(0 = in-process).")
@@ -256,7 +274,7 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
         if not os.path.isfile(filenames[0]):
             raise PrecomputeError(f"Split file {filenames[0]} does not exist: run "
                                   f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
-    samples = [s for f in filenames for s in splits.read_split_file(f)]
+    samples = [s for f in filenames for s in splits.read_split_file(f, named_frames=layout.named_frames)]
     for s in samples:
         try:
             layout.check_sample(s)
@@ -307,8 +325,8 @@ def _finish_frame(job: FrameJob, sample, index: int, target, other, candidates, 
                                    other.astype(np.float32) / 255.0, candidates[keep],
                                    sample.side, strict=job.strict, device=device,
                                    tile=tile, skip_tied=skip_tied)
-    depth = disparity_to_hint_depth(disparity.astype(np.float64), job.width,
-                                    fx_normalised).astype(np.float32)
+    depth = disparity_to_hint_depth(disparity.astype(np.float64), job.width, fx_normalised,
+                                    sample_doffs(job, sample)).astype(np.float32)
     path = hint_file_path(job.save_path, sample.folder, sample.frame_index, sample.side)
     save_hint(path, depth, job.dtype)
     accuracy = _accuracy(job, sample, disparity, candidates, specs) if job.report else None
@@ -338,15 +356,19 @@ def _process_frame(job: FrameJob, index: int, sample, device=None):
                 if job.report:
                     fx_normalised, _ = sample_camera(job, sample)
                     accuracy = _accuracy(job, sample,
-                                         hint_depth_to_disparity(hint, job.width, fx_normalised))
+                                         hint_depth_to_disparity(hint, job.width, fx_normalised,
+                                                                 sample_doffs(job, sample)))
                 return FrameResult(index, "skipped", hint_coverage(hint), accuracy=accuracy)
             replaced = problem is not None
         paths = job.layout.stereo_image_paths(sample)
         missing = tuple(p for p in paths if not os.path.isfile(p))
         if missing:
             return FrameResult(index, "missing", missing=missing,
-                               message="missing image " + ", ".join(missing))
-        target, other = (load_rgb_array(p, job.height, job.width) for p in paths)
+                               message="missing image " + ", ".join(missing)
+                               + f" (stereo pair {paths[0]} / {paths[1]})")
+        job.layout.check_pair(sample)  # both views of one size, else the pair is named
+        target, other = (load_rgb_array(p, job.height, job.width, crop=job.layout.crop_image)
+                         for p in paths)
         candidates = match_view(target, other, sample.side, sample_camera(job, sample)[1],
                                 skip_duplicates=job.skip_duplicates)
         if not job.fuse:

@@ -130,8 +130,9 @@ class DepthPredictor:
 
     @property
     def metric(self) -> bool:
-        """Whether ``depth`` is given: the model was trained with stereo."""
-        return self.metadata.use_stereo is True
+        """Whether ``depth`` is given: the model was trained with stereo on one rig (a mixed-rig
+        model records no metric factor)."""
+        return self.metadata.use_stereo is True and self.metadata.metric_scale_factor == self.metadata.metric_scale_factor
 
     def depth_from_disp(self, disp):
         """Sigmoid disparity (array or tensor, any shape) -> (scaled disparity, depth in metres

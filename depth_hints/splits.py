@@ -48,10 +48,19 @@ class SplitError(DepthHintsError, ValueError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One line of a split file."""
+    """One line of a split file. ``frame_index`` is an int, or the file name (a str) where
+    the line names a frame that is not an integer (``--dataset stereo``); the layout checks it."""
     folder: str
     frame_index: int
     side: str  # 'l' or 'r'
+
+
+def frame_token(token: str):
+    """A split line's frame field -> int when it is a plain integer, else the name itself."""
+    try:
+        return int(token)
+    except ValueError:
+        return token
 
 
 def split_dir(split: str) -> Path:
@@ -74,8 +83,11 @@ def split_file(split: str, name: str) -> Path:
     return path
 
 
-def read_split_file(path: str | os.PathLike, require_side: bool = True) -> list[Sample]:
-    """Parse a split file -> samples. A malformed line raises naming the file and line number."""
+def read_split_file(path: str | os.PathLike, require_side: bool = True,
+                    named_frames: bool = False) -> list[Sample]:
+    """Parse a split file -> samples. A malformed line raises naming the file and line number.
+    ``named_frames``: a frame field that is not an integer is a file name (``--dataset
+    stereo``), otherwise it is malformed."""
     path = Path(path)
     if not path.is_file():
         hint = f" Fetch the KITTI lists with `{FETCH_HINT}`." if path.parent.name in KITTI_SPLIT_NAMES else ""
@@ -88,16 +100,15 @@ def read_split_file(path: str | os.PathLike, require_side: bool = True) -> list[
                 continue
             ok = len(parts) == 3 or (not require_side and len(parts) == 2)
             if ok:
-                try:
-                    frame = int(parts[1])
-                except ValueError:
-                    ok = False
+                frame = frame_token(parts[1])
+                ok = named_frames or isinstance(frame, int)
             if ok and len(parts) == 3 and parts[2] not in ("l", "r"):
                 ok = False
             if not ok:
                 raise SplitError(f"{path}:{number}: malformed line {line.strip()!r}; expected "
                                  f"'<folder> <frame_index> <l|r>', e.g. "
-                                 f"'2011_09_26/2011_09_26_drive_0002_sync 69 l'.")
+                                 f"'2011_09_26/2011_09_26_drive_0002_sync 69 l' (or "
+                                 f"'<sequence> <name> <l|r>' for --dataset stereo).")
             samples.append(Sample(parts[0], frame, parts[2] if len(parts) == 3 else "l"))
     if not samples:
         raise SplitError(f"Split file {path} lists no samples.")
@@ -113,15 +124,16 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def fetch_kitti_splits(out_dir: str | os.PathLike = PROJECT_SPLITS_DIR, names=None,
-                       timeout: float = 20.0, opener=urllib.request.urlopen) -> list[Path]:
-    """Download the KITTI split lists (pinned commit, sha256-checked) into ``out_dir``.
+def fetch_split_files(files: dict, out_dir: str | os.PathLike = PROJECT_SPLITS_DIR, names=None,
+                      timeout: float = 20.0, opener=urllib.request.urlopen) -> list[Path]:
+    """Download third-party split lists ``files`` ({relative path: (base url, sha256)}) into
+    ``out_dir``; ``names``: only these split folders.
 
     Existing files with the right checksum are kept. Each file is written atomically.
     Raises SplitError with the URL and the reason when offline or on a checksum mismatch."""
     out_dir = Path(out_dir)
     written = []
-    for rel, (base, sha) in KITTI_SPLIT_FILES.items():
+    for rel, (base, sha) in files.items():
         if names and rel.split("/")[0] not in names:
             continue
         target = out_dir / rel
@@ -142,3 +154,10 @@ def fetch_kitti_splits(out_dir: str | os.PathLike = PROJECT_SPLITS_DIR, names=No
             f.write(data)
         written.append(target)
     return written
+
+
+def fetch_kitti_splits(out_dir: str | os.PathLike = PROJECT_SPLITS_DIR, names=None,
+                       timeout: float = 20.0, opener=urllib.request.urlopen) -> list[Path]:
+    """Download the KITTI split lists (pinned commit, sha256-checked) into ``out_dir``
+    (``fetch_split_files``)."""
+    return fetch_split_files(KITTI_SPLIT_FILES, out_dir, names, timeout, opener)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import datasets
+from datasets.layout import rig_metric_scale
 from . import checkpoints, distributed, objective, options as options_module
 from .hint_files import verify_hint_files
 from .model import DepthHintsModel
@@ -53,7 +54,8 @@ def build_datasets(opt):
     extra = {"sceneflow_pass": opt.sceneflow_pass} if opt.dataset == "sceneflow" else {}
     made = []
     for name, is_train in (("train_files.txt", True), ("val_files.txt", False)):
-        samples = read_split_file(split_file(opt.split, name))
+        samples = read_split_file(split_file(opt.split, name),
+                                  named_frames=datasets.layout_class(opt.dataset).named_frames)
         made.append(cls(opt.data_path, samples, opt.height, opt.width, opt.frame_ids,
                         num_scales=4, is_train=is_train, img_ext=img_ext,
                         use_depth_hints=opt.use_depth_hints, depth_hint_path=opt.depth_hint_path,
@@ -71,7 +73,8 @@ def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: st
     if not os.path.isdir(dataset.data_path):
         raise TrainingError(f"--data_path {dataset.data_path!r} does not exist.")
     missing = dataset.missing_files()
-    dataset_flag = " --dataset sceneflow" if type(dataset).__name__ == "SceneFlowDataset" else ""
+    name_of_layout = dataset.layout.name
+    dataset_flag = "" if name_of_layout in ("", "kitti") else f" --dataset {name_of_layout}"
     precompute_command = (f"python precompute_depth_hints.py{dataset_flag} --data_path "
                           f"{dataset.data_path} --save_path {depth_hint_path}")
     if missing:
@@ -89,6 +92,27 @@ def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: st
                                 f"`{precompute_command}` replaces them (add --verify to list "
                                 f"them all).")
     dataset[0]  # surfaces unreadable images and corrupt hints with their own messages
+
+
+def training_metric_scale(train_set, use_stereo: bool, verbose: bool = True):
+    """The metric factor (rig baseline / 0.1) of a training set with one rig, else None.
+
+    The cameras are those of each folder's first sample. A set mixing baselines trains in
+    baseline units (stereo_T is 0.1 for every rig): said at start, no factor recorded."""
+    cameras, seen = [], set()
+    for sample in train_set.samples:
+        if sample.folder not in seen:
+            seen.add(sample.folder)
+            cameras.append(train_set.layout.camera(sample.folder, sample.frame_index))
+    factor = rig_metric_scale(cameras)
+    if verbose and factor is None and cameras:
+        baselines = sorted({round(c.baseline, 6) for c in cameras})
+        print(f"note: the training set mixes rigs (baselines {baselines[0]:g} .. {baselines[-1]:g} m "
+              f"over {len(cameras)} folders): it trains in baseline units, so no single metric "
+              f"factor is recorded; metric output will need --pred_depth_scale_factor.")
+    elif verbose and use_stereo:
+        print(f"metric factor of this rig (baseline / 0.1): {factor:g}, recorded in opt.json")
+    return factor
 
 
 def build_model(opt) -> DepthHintsModel:
@@ -161,6 +185,7 @@ class Trainer:
         if not opt.no_val:
             check_dataset(self.val_set, "validation split (or pass --no_val)", opt.use_depth_hints,
                           opt.depth_hint_path)
+        self.metric_scale = training_metric_scale(self.train_set, opt.use_stereo, self.is_main)
         self.loss_cfg = objective.LossConfig.from_options(opt)
         with distributed.node_leader_first(self.dist):  # ImageNet weights: one download per machine
             self.model = build_model(opt)
@@ -216,7 +241,8 @@ class Trainer:
             from tensorboardX import SummaryWriter
             self.writers = {m: SummaryWriter(os.path.join(self.log_path, m)) for m in ("train", "val")}
             os.makedirs(self.models_dir, exist_ok=True)
-            options_module.save_options(opt, os.path.join(self.models_dir, "opt.json"))
+            options_module.save_options(opt, os.path.join(self.models_dir, "opt.json"),
+                                        extra=self.recorded())
             self.print_setup()
 
     def print_setup(self) -> None:
@@ -231,6 +257,11 @@ class Trainer:
               f"{', SyncBatchNorm' if opt.sync_bn and d.is_distributed else ''}")
 
     # -- checkpoints --------------------------------------------------------------------------
+    def recorded(self) -> dict:
+        """What the run records beside its options: the metric factor of its rig (None when
+        the training set mixes rigs)."""
+        return {checkpoints.METRIC_SCALE_KEY: self.metric_scale}
+
     def load_weights(self, folder: str, names) -> None:
         """Load the named networks from a weights folder (fine-tuning); missing files and tensors
         that do not fit are skipped with a note, as monodepth2 does for e.g. a depth-only folder."""
@@ -260,7 +291,7 @@ class Trainer:
                          "data_seed": self.data_seed, "world_size": self.dist.world_size,
                          "batch_size": self.opt.batch_size, "rng": rng,
                          "torch_rng": torch.get_rng_state()},
-            options=options_module.to_json_dict(self.opt))
+            options={**options_module.to_json_dict(self.opt), **self.recorded()})
         return folder
 
     def resume(self) -> None:

@@ -1,0 +1,281 @@
+"""Your own calibrated stereo rig (``--dataset stereo``): the layout.
+
+  <data_path>/<sequence>/left/<name>.png|.jpg      rectified left images
+  <data_path>/<sequence>/right/<name>.png|.jpg     the right images, same names
+  <data_path>/<sequence>/calib.json                {"fx", "fy", "cx", "cy": pixels of the stored
+                                                    images, "baseline": metres, "doffs":
+                                                    optional, cx_right - cx_left in pixels}
+  <data_path>/<sequence>/depth/<name>.npy          optional ground truth, metres, 0 = none
+  <data_path>/<sequence>/disparity/<name>.pfm      optional left-view disparity, pixels,
+                                                    inf or <= 0 = none
+
+Split lines are ``<sequence> <name> <side>``; a sequence may be a nested folder
+(``site_a/day1``). Temporal neighbours (mono / mono+stereo) are the previous and next names in
+sorted order. The camera is normalised by the stored image size, read from the sequence's
+first left image. Ground truth (depth preferred over disparity) exists for the left view only
+unless ``depth/<name>_r.npy`` is given for the right view. ``scripts/make_stereo_splits.py``
+writes the split lists.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from depth_hints.pfm import read_pfm
+from depth_hints.splits import Sample
+
+from .layout import (Camera, CalibrationError, DatasetError, DatasetLayout, GroundTruth, LayoutError,
+                     check_gt_size, image_size)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+SIDE_FOLDERS = {"l": "left", "r": "right"}
+CALIB_FILE = "calib.json"
+CALIB_KEYS = ("fx", "fy", "cx", "cy", "baseline")
+CALIB_EXAMPLE = '{"fx": 720.0, "fy": 720.0, "cx": 640.0, "cy": 360.0, "baseline": 0.12}'
+
+
+def read_calib_json(path: str, image_width: int, image_height: int) -> Camera:
+    """calib.json (pixels of the stored images, baseline in metres, optional doffs in pixels)
+    -> Camera normalised by (image_width, image_height). Raises CalibrationError naming the
+    file and the key."""
+    if not os.path.isfile(path):
+        raise CalibrationError(f"Calibration {path} does not exist; write it as {CALIB_EXAMPLE} "
+                               f"(pixels of the stored images, baseline in metres).")
+    try:
+        with open(path) as f:
+            calib = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CalibrationError(f"Calibration {path} is not valid JSON ({e}); expected "
+                               f"{CALIB_EXAMPLE}.") from None
+    if not isinstance(calib, dict):
+        raise CalibrationError(f"Calibration {path} is not a JSON object; expected {CALIB_EXAMPLE}.")
+    values = {}
+    for key in CALIB_KEYS + ("doffs",):
+        if key not in calib:
+            if key == "doffs":
+                values[key] = 0.0
+                continue
+            raise CalibrationError(f"Calibration {path} has no key {key!r}; expected {CALIB_EXAMPLE}.")
+        try:
+            values[key] = float(calib[key])
+        except (TypeError, ValueError):
+            raise CalibrationError(f"Calibration {path}: {key!r} is {calib[key]!r}, not a number.") from None
+        if not np.isfinite(values[key]) or (key in ("fx", "fy", "baseline") and values[key] <= 0):
+            raise CalibrationError(f"Calibration {path}: {key!r} is {calib[key]!r}; fx, fy and "
+                                   f"baseline must be positive, every value finite.")
+    return Camera((values["fx"] / image_width, values["fy"] / image_height,
+                   values["cx"] / image_width, values["cy"] / image_height),
+                  values["baseline"], values["doffs"] / image_width)
+
+
+class StereoRigLayout(DatasetLayout):
+    """A calibrated stereo rig: left/ and right/ folders of rectified images per sequence,
+    one calib.json per sequence, optional depth or disparity ground truth."""
+
+    name = "stereo"
+    gt_kind = "depth"  # or 'disparity', per file: ``read_gt`` says which
+    named_frames = True
+
+    def __init__(self, data_path: str, img_ext: str = ".png"):
+        super().__init__(data_path, img_ext)
+        self._names: dict = {}
+        self._cameras: dict = {}
+
+    # -- names -----------------------------------------------------------------------------
+    def sequence_dir(self, folder: str) -> str:
+        return os.path.join(self.data_path, folder)
+
+    def frame_names(self, folder: str) -> dict:
+        """{name: extension} of a sequence's left images (sorted by name)."""
+        if folder not in self._names:
+            directory = os.path.join(self.sequence_dir(folder), SIDE_FOLDERS["l"])
+            found = {}
+            if os.path.isdir(directory):
+                for entry in sorted(os.listdir(directory)):
+                    stem, ext = os.path.splitext(entry)
+                    if ext.lower() in IMAGE_EXTENSIONS:
+                        found.setdefault(stem, ext)
+            self._names[folder] = found
+        return self._names[folder]
+
+    def frame_name(self, folder: str, frame) -> str:
+        """A split line's frame (a name, or an int) -> the file name stem it refers to."""
+        names = self.frame_names(folder)
+        name = str(frame)
+        if name in names or not isinstance(frame, int):
+            return name
+        matches = [n for n in names if n.isdigit() and int(n) == frame]
+        return matches[0] if len(matches) == 1 else name
+
+    def image_path(self, folder, frame_index, side):
+        """<data_path>/<sequence>/{left,right}/<name><ext> (ext: the left image's)."""
+        name = self.frame_name(folder, frame_index)
+        ext = self.frame_names(folder).get(name, self.img_ext)
+        return os.path.join(self.sequence_dir(folder), SIDE_FOLDERS[side], name + ext)
+
+    def neighbour(self, sample, offset):
+        """The name ``offset`` places away in the sequence's sorted names, same side."""
+        names = list(self.frame_names(sample.folder))
+        name = self.frame_name(sample.folder, sample.frame_index)
+        if name not in names:
+            raise DatasetError(f"{self.image_path(sample.folder, name, 'l')} does not exist "
+                               f"(split line '{sample.folder} {sample.frame_index} {sample.side}').")
+        position = names.index(name) + offset
+        if not 0 <= position < len(names):
+            raise LayoutError(f"'{sample.folder} {sample.frame_index} {sample.side}' has no frame "
+                              f"{offset:+d} in its sequence ({len(names)} frames): mono training "
+                              f"needs both neighbours; make the split with "
+                              f"scripts/make_stereo_splits.py (without --no_temporal).")
+        return Sample(sample.folder, names[position], sample.side)
+
+    # -- camera ----------------------------------------------------------------------------
+    def calib_path(self, folder: str) -> str:
+        return os.path.join(self.sequence_dir(folder), CALIB_FILE)
+
+    def stored_size(self, folder: str) -> tuple:
+        """(width, height) of a sequence's stored images (its first left image)."""
+        names = self.frame_names(folder)
+        if not names:
+            raise DatasetError(f"{os.path.join(self.sequence_dir(folder), 'left')} holds no "
+                               f"images ({', '.join(IMAGE_EXTENSIONS)}); check --data_path and the "
+                               f"sequence {folder!r}.")
+        name = next(iter(names))
+        return image_size(self.image_path(folder, name, "l"))
+
+    def camera(self, folder, frame_index=None):
+        if folder not in self._cameras:
+            width, height = self.stored_size(folder)
+            self._cameras[folder] = read_calib_json(self.calib_path(folder), width, height)
+        return self._cameras[folder]
+
+    # -- ground truth ----------------------------------------------------------------------
+    def _gt_candidates(self, folder, frame_index, side):
+        name = self.frame_name(folder, frame_index)
+        suffix = "" if side == "l" else "_r"
+        directory = self.sequence_dir(folder)
+        return (("depth", os.path.join(directory, "depth", f"{name}{suffix}.npy")),
+                ("disparity", os.path.join(directory, "disparity", f"{name}{suffix}.pfm")))
+
+    def gt_path(self, folder, frame_index, side):
+        """depth/<name>.npy when it exists, else disparity/<name>.pfm (``_r`` for the right view)."""
+        candidates = self._gt_candidates(folder, frame_index, side)
+        for _, path in candidates:
+            if os.path.isfile(path):
+                return path
+        return candidates[0][1]
+
+    def read_gt(self, folder, frame_index, side):
+        for kind, path in self._gt_candidates(folder, frame_index, side):
+            if not os.path.isfile(path):
+                continue
+            if kind == "depth":
+                try:
+                    values = np.load(path, allow_pickle=False)
+                except Exception as e:
+                    raise DatasetError(f"Ground truth {path} could not be read "
+                                       f"({type(e).__name__}: {e}).") from None
+                values = values.reshape(values.shape[-2:]) if values.ndim == 3 and values.shape[0] == 1 else values
+                if values.ndim != 2:
+                    raise DatasetError(f"Ground truth {path} has shape {values.shape}; expected [H, W] metres.")
+                values = np.where(np.isfinite(values), values, 0).astype(np.float32)
+            else:
+                values = read_pfm(path)
+                values = values[..., 0] if values.ndim == 3 else values
+                values = np.where(np.isfinite(values) & (values > 0), values, 0).astype(np.float32)
+            check_gt_size(path, values, image_size(self.image_path(folder, frame_index, side)))
+            return GroundTruth(kind, values, path)
+        return None
+
+
+# ------------------------------------------------------------------------------- split lists
+
+SPLIT_MODES = ("sequence", "fraction")
+
+
+def scan_stereo_sequences(data_path: str) -> dict:
+    """Sequence folders under ``data_path`` (relative, '/'-separated; any depth) that hold
+    left/, right/ and calib.json -> sorted names with both a left and a right image."""
+    if not os.path.isdir(data_path):
+        raise DatasetError(f"--data_path {data_path} does not exist.")
+    layout = StereoRigLayout(data_path)
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(data_path):
+        dirnames.sort()
+        if "left" in dirnames and "right" in dirnames and CALIB_FILE in filenames:
+            folder = os.path.relpath(dirpath, data_path).replace(os.sep, "/")
+            names = [n for n in layout.frame_names(folder)
+                     if os.path.isfile(layout.image_path(folder, n, "r"))]
+            if names:
+                found[folder] = names
+            dirnames[:] = []
+    return found
+
+
+def make_stereo_splits(data_path: str, out_dir: str, mode: str = "sequence",
+                       val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                       temporal: bool = True) -> dict:
+    """Write ``out_dir``/{train,val,test,all}_files.txt for a ``--dataset stereo`` folder
+    (all = train + val: the frames the precompute makes hints for); returns the line counts.
+
+    mode 'sequence': whole sequences are drawn (with ``seed``) for test and val (each at
+    least one when the fractions are > 0 and enough sequences exist, one always left to
+    train); 'fraction': within every sequence those fractions of frames. train / val lines
+    hold both sides ('<sequence> <name> l' and 'r'), test lines the left view. ``temporal``:
+    train / val keep only frames whose previous and next names exist (mono / mono+stereo
+    training needs them). Empty lists are not written."""
+    import random
+    from depth_hints.atomic import atomic_write
+
+    if mode not in SPLIT_MODES:
+        raise LayoutError(f"--by {mode!r}: use one of {', '.join(SPLIT_MODES)}.")
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise LayoutError(f"--val_fraction {val_fraction} and --test_fraction {test_fraction}: "
+                          f"use fractions in [0, 1) that sum to less than 1.")
+    sequences = scan_stereo_sequences(data_path)
+    if not sequences:
+        raise DatasetError(f"No sequence under {data_path} holds left/, right/ and {CALIB_FILE} "
+                           f"with matching image names; see datasets/stereo_rig.py for the layout.")
+    rng = random.Random(seed)
+    assignment = {}  # (folder, name) -> list name
+    if mode == "sequence":
+        folders = sorted(sequences)
+        rng.shuffle(folders)
+
+        def count(fraction):
+            n = round(fraction * len(folders))
+            return max(n, 1) if fraction > 0 and len(folders) > 2 else n
+        num_test, num_val = count(test_fraction), count(val_fraction)
+        while num_test + num_val >= len(folders) and (num_test or num_val):
+            num_val, num_test = (num_val - 1, num_test) if num_val >= num_test else (num_val, num_test - 1)
+        for i, folder in enumerate(folders):
+            split = "test" if i < num_test else ("val" if i < num_test + num_val else "train")
+            for name in sequences[folder]:
+                assignment[(folder, name)] = split
+    else:
+        for folder in sorted(sequences):
+            names = list(sequences[folder])
+            order = list(range(len(names)))
+            rng.shuffle(order)
+            num_test, num_val = round(test_fraction * len(names)), round(val_fraction * len(names))
+            for rank, i in enumerate(order):
+                split = "test" if rank < num_test else ("val" if rank < num_test + num_val else "train")
+                assignment[(folder, names[i])] = split
+    lists = {"train": [], "val": [], "test": []}
+    for folder in sorted(sequences):
+        names = sequences[folder]
+        for position, name in enumerate(names):
+            split = assignment[(folder, name)]
+            if split == "test":
+                lists["test"].append(f"{folder} {name} l")
+                continue
+            if temporal and not 0 < position < len(names) - 1:
+                continue
+            lists[split].extend(f"{folder} {name} {side}" for side in "lr")
+    lists["all"] = lists["train"] + lists["val"]  # what the precompute needs: both have hints
+    os.makedirs(out_dir, exist_ok=True)
+    for split, lines in lists.items():
+        if lines:
+            with atomic_write(os.path.join(out_dir, f"{split}_files.txt"), "w") as f:
+                f.write("".join(line + "\n" for line in lines))
+    return {f"{split}_files.txt": len(lines) for split, lines in lists.items()}
