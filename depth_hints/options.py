@@ -33,7 +33,8 @@ def _add_data_flags(p: argparse.ArgumentParser, height: int, width: int) -> None
                    help="images are .png (as downloaded) rather than converted .jpg")
     p.add_argument("--height", type=int, default=height, help="input image height (multiple of 32)")
     p.add_argument("--width", type=int, default=width, help="input image width (multiple of 32)")
-    p.add_argument("--num_workers", type=int, default=12, help="data loader workers")
+    p.add_argument("--num_workers", type=int, default=12,
+                   help="data loader / precompute worker processes (at most; capped to the cores)")
     p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
     p.add_argument("--sceneflow_pass", type=str, default="clean", choices=("clean", "final"),
                    help="SceneFlow render pass")
