@@ -81,6 +81,9 @@ def main(argv=None) -> int:
     p.add_argument("--num_workers", type=int, default=None,
                    help="data loader workers (default: the trainer's default for this machine)")
     p.add_argument("--no_hints", action="store_true")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's). On a loaded shared machine 1 thread "
+                        "gives steadier ratios: busy OpenMP threads stall each other")
     p.add_argument("--frame_ids", nargs="+", default=["0"])
     p.add_argument("--no_cuda", action="store_true")
     p.add_argument("--no_channels_last", action="store_true")
@@ -89,6 +92,8 @@ def main(argv=None) -> int:
     p.add_argument("--fp16", action="store_true", help="float16 autocast + GradScaler")
     p.add_argument("--json", default=None, help="also write the figures here (rank 0)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from depth_hints import distributed
     from depth_hints.options import device_from, parse_train
