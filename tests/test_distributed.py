@@ -267,7 +267,7 @@ def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti):
     ["--frame_ids", "0", "-1", "1", "--use_stereo", "--use_depth_hints"],
     ["--frame_ids", "0", "-1", "1", "--pose_model_type", "shared"],
     ["--frame_ids", "0", "-1", "1", "--pose_model_type", "posecnn", "--pose_model_input", "all"],
-    ["--frame_ids", "0", "-1", "1", "--predictive_mask"],
+    ["--frame_ids", "0", "-1", "1", "--predictive_mask", "--disable_automasking"],
 ])
 def test_every_trainable_parameter_gets_a_gradient(tiny_kitti, extra):
     trainer = Trainer(parse_train(_train_args(tiny_kitti, "g", "--batch_size", "2", *SMALL) + extra))
