@@ -19,7 +19,7 @@ def _args(root, name, *extra):
     return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
             "--width", "192", "--batch_size", "2", "--num_workers", "0", "--weights_init", "scratch",
             "--log_dir", os.path.join(root, "logs"), "--model_name", name, "--log_frequency", "1000",
-            "--seed", "0", "--learning_rate", "1e-4", "--no_val", *extra]
+            "--seed", "0", "--learning_rate", "1e-4", "--no_val", "--no_cuda", *extra]
 
 
 @pytest.mark.parametrize("name,extra", [
@@ -124,8 +124,8 @@ def test_validation_runs_in_eval_mode_without_gradients_at_the_log_steps(tiny_ki
     seen = []
     original = trainer.process_batch
 
-    def spy(batch):
-        result = original(batch)
+    def spy(batch, model=None):
+        result = original(batch, model=model)
         seen.append((trainer.state.step, trainer.model.training, torch.is_grad_enabled(),
                      result[2]["loss"].requires_grad))
         return result
