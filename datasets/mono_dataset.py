@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 import torch
 import torch.utils.data as data
-import torchvision.transforms.functional as TF
 from PIL import Image
 
 from depth_hints import geometry
@@ -53,8 +52,16 @@ def as_sample(item) -> Sample:
     return Sample(parts[0], frame_token(parts[1]) if len(parts) > 1 else 0, side)
 
 
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float [3, H, W] in [0, 1]: torchvision's to_tensor, without importing
+    torchvision (seconds of start-up for the precompute, which only needs the layouts)."""
+    array = torch.from_numpy(np.array(img, np.uint8, copy=True))
+    return array.view(img.size[1], img.size[0], -1).permute(2, 0, 1).contiguous().float().div(255)
+
+
 def random_color_jitter(rng: random.Random):
     """Random brightness/contrast/saturation/hue change, the same for every frame of a sample."""
+    import torchvision.transforms.functional as TF  # here: only augmentation needs torchvision
     order = list(range(4))
     rng.shuffle(order)
     factors = [rng.uniform(*COLOR_JITTER[k]) for k in ("brightness", "contrast", "saturation", "hue")]
@@ -171,10 +178,10 @@ class MonoDataset(data.Dataset):
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
                 img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)
-                color = TF.to_tensor(img)
+                color = to_tensor(img)
                 inputs[("color", f, s)] = color
                 # jittered as a PIL image, like monodepth2 (and far cheaper than on tensors)
-                inputs[("color_aug", f, s)] = TF.to_tensor(jitter(img)) if jitter else color
+                inputs[("color_aug", f, s)] = to_tensor(jitter(img)) if jitter else color
 
         if "s" in stored_sizes and stored_sizes["s"] != stored_sizes[0]:
             self.layout.check_pair(sample)  # raises DatasetError naming the pair

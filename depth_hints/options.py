@@ -35,7 +35,8 @@ def _add_data_flags(p: argparse.ArgumentParser, height: int, width: int) -> None
                    help="images are .png (as downloaded) rather than converted .jpg")
     p.add_argument("--height", type=int, default=height, help="input image height (multiple of 32)")
     p.add_argument("--width", type=int, default=width, help="input image width (multiple of 32)")
-    p.add_argument("--num_workers", type=int, default=12, help="data loader workers")
+    p.add_argument("--num_workers", type=int, default=12,
+                   help="data loader / precompute worker processes (at most; capped to the cores)")
     p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
     p.add_argument("--sceneflow_pass", type=str, default="clean", choices=("clean", "final"),
                    help="SceneFlow render pass")
@@ -404,6 +405,16 @@ def save_options(options, path: str, extra: dict | None = None) -> None:
     """Write options (plus ``extra`` keys, e.g. the recorded metric factor) as JSON atomically."""
     with atomic_write(path, "w") as f:
         json.dump({**to_json_dict(options), **(extra or {})}, f, indent=2, sort_keys=True)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one): the one
+    source of default worker counts (training's loader, the precompute's pool)."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def device_from(no_cuda: bool):

@@ -60,7 +60,7 @@ from depth_hints.hint_files import (HintVerification, check_hint_file, disparity
                                     remove_stale_temporaries, save_hint, verify_hint_files)
 from depth_hints.images import load_rgb_array
 from depth_hints.metrics import disparity_errors
-from depth_hints.options import device_from, to_json_dict
+from depth_hints.options import device_from, to_json_dict, usable_cores
 
 
 class PrecomputeError(DepthHintsError, ValueError):
@@ -393,14 +393,6 @@ def _init_worker(job: FrameJob, samples: list) -> None:
 
 def _worker_task(index: int):
     return process_frame(_WORKER_JOB, index, _WORKER_SAMPLES[index])
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _pool_context():

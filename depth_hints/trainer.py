@@ -129,10 +129,27 @@ def latest_checkpoint(models_dir: str) -> str | None:
     return os.path.join(models_dir, max(found)[1]) if found else None
 
 
+def loader_workers(requested: int, cores: int, processes_per_machine: int = 1) -> int:
+    """DataLoader worker processes: --num_workers (monodepth2's default 12), but no more than
+    this process's share of the cores less one for the step itself, and at least one when
+    any were asked for. On a 2-core machine: 1; 16 cores: 12; 16 cores, 4 processes: 3.
+    More workers than that only compete with the step for the same cores."""
+    if requested <= 0:
+        return 0
+    share = max(1, cores // max(1, processes_per_machine))
+    return max(1, min(requested, share - 1))
+
+
 def worker_init(worker_id: int) -> None:
-    """DataLoader worker start: one OpenCV thread per worker (the workers are the parallelism)."""
+    """DataLoader worker start: one OpenCV thread per worker (the workers are the parallelism),
+    at a lower scheduling priority (DH_LOADER_NICE, default 10): loading fills the cores' idle
+    moments instead of preempting the step's OpenMP threads, which then stall each other at
+    every parallel region (on a 2-core machine that doubled the step)."""
     import cv2
     cv2.setNumThreads(0)
+    nice = int(os.environ.get("DH_LOADER_NICE", "10"))
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
 
 
 def choose_channels_last(opt, device) -> bool:
@@ -227,11 +244,13 @@ class Trainer:
                                 f"--batch_size {opt.batch_size} per process "
                                 f"(x {self.dist.world_size} processes).")
         generator = torch.Generator().manual_seed(self.data_seed + self.dist.rank)
+        self.num_workers = loader_workers(opt.num_workers, options_module.usable_cores(),
+                                          int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         self.train_loader = DataLoader(
             self.train_set, opt.batch_size, sampler=self.train_sampler,
-            num_workers=opt.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
-            persistent_workers=opt.num_workers > 0, generator=generator,
-            worker_init_fn=worker_init if opt.num_workers > 0 else None)
+            num_workers=self.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
+            persistent_workers=self.num_workers > 0, generator=generator,
+            worker_init_fn=worker_init if self.num_workers > 0 else None)
         self.val_loader = None
         if not opt.no_val:
             self.val_loader = DataLoader(self.val_set, opt.batch_size, shuffle=True, drop_last=False,
@@ -253,7 +272,8 @@ class Trainer:
               f"{f' ({torch.cuda.get_device_name(self.device)})' if self.device.type == 'cuda' else ''}"
               f": {d.world_size} process{'es' if d.world_size > 1 else ''} x batch {opt.batch_size}"
               f" = global batch {d.world_size * opt.batch_size}, learning rate {opt.learning_rate:g}"
-              f" (not scaled), {precision}, channels_last={self.channels_last}"
+              f" (not scaled), {precision}, channels_last={self.channels_last}, "
+              f"{self.num_workers} loader workers"
               f"{', SyncBatchNorm' if opt.sync_bn and d.is_distributed else ''}")
 
     # -- checkpoints --------------------------------------------------------------------------

@@ -218,7 +218,14 @@ def main(argv=None):
                 rows.append((f"pipeline --num_workers {workers} ({used} processes)", wall, cpu,
                              f"x{wall / floor:.2f} of floor; {steady:.3f} s/frame without "
                              f"the {start_up * len(samples):.1f} s start-up"))
-            print(f"\n{width}x{height}: blockSize 2 == 3 on {identical}/{len(pairs)} frames")
+            default = parse_precompute([]).num_workers
+            wall, _, _ = best(pipeline, data_path, split, save, height, width, png, default)
+            used = min(default, cores, len(samples))
+            rows.append((f"pipeline default flags ({used} processes)", wall, None,
+                         f"x{wall / floor:.2f} of floor (target <= 1.10)"))
+            print(f"\n{width}x{height}: blockSize 2 == 3 on {identical}/{len(pairs)} frames; "
+                  f"floor {floor:.3f} s/frame, default flags {wall:.3f} s/frame: "
+                  f"ratio {wall / floor:.2f}; load average {os.getloadavg()[0]:.1f}")
             print(f"  {'':<40s} {'wall s/frame':>12s} {'cpu s/frame':>11s}")
             for name, wall, cpu, note in rows:
                 cpu_text = f"{cpu:11.3f}" if cpu is not None else f"{'-':>11s}"

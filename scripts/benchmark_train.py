@@ -5,7 +5,10 @@
     torchrun --nproc_per_node 2 scripts/benchmark_train.py --no_cuda   # DDP: per process and total
 
 Data comes from a small synthetic world in KITTI's layout and image size (1242x375, hints at
-1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median seconds per step and images/s;
+1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median
+seconds per step and images/s; the floor (the networks' forward + backward alone, timed
+interleaved with the step on the same batch) and the step's ratio to it; the step with data
+loading over the step without; and the loader's per-sample decode / resize costs;
 under torchrun, images/s per process and in total (all processes), from rank 0. --json writes
 the figures to a file.
 """
@@ -37,6 +40,35 @@ def _prepare_world(root: str) -> str:
     return split
 
 
+def loading_costs(dataset, samples: int = 4) -> dict:
+    """Median seconds per training sample of the loader's parts, one thread: PNG/JPEG decode of
+    one image, its LANCZOS resize pyramid, and the whole ``__getitem__`` (all frames, colour
+    augmentation, hint)."""
+    from PIL import Image
+    from depth_hints.images import load_rgb
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    decode, resize, whole = [], [], []
+    try:
+        for i in range(min(samples, len(dataset))):
+            s = dataset.samples[i]
+            path = dataset.image_path(s.folder, s.frame_index, s.side)
+            start = time.perf_counter()
+            img = load_rgb(path)
+            decode.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for scale in range(dataset.num_scales):
+                img = img.resize((dataset.width // 2 ** scale, dataset.height // 2 ** scale), Image.LANCZOS)
+            resize.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            dataset[i]
+            whole.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return {"decode 1 image": statistics.median(decode), "resize pyramid 1 image": statistics.median(resize),
+            "whole sample": statistics.median(whole)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_path", default=os.path.join(tempfile.gettempdir(), "depth_hints_bench_kitti_size"))
@@ -46,8 +78,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=4)
     p.add_argument("--num_layers", type=int, default=18)
     p.add_argument("--steps", type=int, default=12, help="timed steps (after 3 warm-up steps)")
-    p.add_argument("--num_workers", type=int, default=2)
+    p.add_argument("--num_workers", type=int, default=None,
+                   help="data loader workers (default: the trainer's default for this machine)")
     p.add_argument("--no_hints", action="store_true")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's). On a loaded shared machine 1 thread "
+                        "gives steadier ratios: busy OpenMP threads stall each other")
     p.add_argument("--frame_ids", nargs="+", default=["0"])
     p.add_argument("--no_cuda", action="store_true")
     p.add_argument("--no_channels_last", action="store_true")
@@ -56,10 +92,12 @@ def main(argv=None) -> int:
     p.add_argument("--fp16", action="store_true", help="float16 autocast + GradScaler")
     p.add_argument("--json", default=None, help="also write the figures here (rank 0)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from depth_hints import distributed
     from depth_hints.options import device_from, parse_train
-    from depth_hints.trainer import Trainer
+    from depth_hints.trainer import Trainer, to_device
 
     ctx = distributed.setup(device_from(args.no_cuda))
     with distributed.node_leader_first(ctx):  # one process per machine writes the world
@@ -67,9 +105,11 @@ def main(argv=None) -> int:
     argv_train = ["--data_path", args.data_path, "--split", split, "--png", "--height", str(args.height),
                   "--width", str(args.width), "--batch_size", str(args.batch_size), "--num_layers",
                   str(args.num_layers), "--weights_init", "scratch", "--use_stereo", "--frame_ids",
-                  *args.frame_ids, "--num_workers", str(args.num_workers), "--no_val",
+                  *args.frame_ids, "--no_val",
                   "--log_dir", os.path.join(tempfile.gettempdir(), "depth_hints_bench_logs"),
                   "--model_name", "bench", "--log_frequency", "1000000"]
+    if args.num_workers is not None:
+        argv_train += ["--num_workers", str(args.num_workers)]
     if not args.no_hints:
         argv_train.append("--use_depth_hints")
     if args.no_cuda:
@@ -110,9 +150,33 @@ def main(argv=None) -> int:
             return next(loader_iter)
     with_loading = timed([next_batch] * (args.steps + 3))
     fixed = next_batch()
-    without_loading = timed([fixed] * (args.steps + 3))
 
-    figures = distributed.gather(ctx, {"with_loading_s": with_loading, "without_loading_s": without_loading})
+    def networks_only(batch):
+        """The floor: the depth (and pose) networks forward and backward, nothing else."""
+        inputs = to_device(batch, device, trainer.channels_last)
+        with torch.autocast(device.type, dtype=trainer.amp_dtype or torch.float32,
+                            enabled=trainer.amp_dtype is not None):
+            outputs = trainer.train_model(inputs)
+        sum(v.float().sum() for v in outputs.values() if v.requires_grad).backward()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        sync()
+
+    # Step and floor interleaved (A/B/A/B) so that load from other jobs hits both alike.
+    step_times, floor_times = [], []
+    for i in range(args.steps + 3):
+        start = time.perf_counter()
+        step(fixed)
+        middle = time.perf_counter()
+        networks_only(fixed)
+        if i >= 3:
+            step_times.append(middle - start)
+            floor_times.append(time.perf_counter() - middle)
+    without_loading = statistics.median(step_times)
+    floor = statistics.median(floor_times)
+    loading = loading_costs(trainer.train_set) if ctx.is_main else {}
+
+    figures = distributed.gather(ctx, {"with_loading_s": with_loading, "without_loading_s": without_loading,
+                                       "floor_s": floor})
     distributed.teardown(ctx)
     if not ctx.is_main:
         return 0
@@ -120,7 +184,8 @@ def main(argv=None) -> int:
     config = (f"ResNet{args.num_layers} {args.width}x{args.height} batch {args.batch_size} per process "
               f"frames {' '.join(args.frame_ids)} stereo{' + hints' if not args.no_hints else ''} "
               f"on {device} x {ctx.world_size} process{'es' if ctx.is_distributed else ''} "
-              f"({torch.get_num_threads()} threads each, channels_last={trainer.channels_last}{precision})")
+              f"({torch.get_num_threads()} threads each, channels_last={trainer.channels_last}{precision}, "
+              f"{trainer.num_workers} loader workers), load average {os.getloadavg()[0]:.1f}")
     print(config)
     result = {"config": config, "world_size": ctx.world_size, "batch_size": args.batch_size,
               "device": str(device)}
@@ -132,6 +197,16 @@ def main(argv=None) -> int:
               f"process, {total:.2f} images/s in total")
         result[key.replace("_s", "")] = {"seconds_per_step": seconds, "images_per_s_total": total,
                                          "images_per_s_per_process": per_process}
+    step_s = max(f["without_loading_s"] for f in figures)
+    floor_s = max(f["floor_s"] for f in figures)
+    with_s = max(f["with_loading_s"] for f in figures)
+    print(f"  networks only (floor) : {floor_s:.3f} s/step  -> step / floor = {step_s / floor_s:.2f} "
+          f"(target <= 1.10)")
+    print(f"  with loading / without: {with_s / step_s:.2f} (target <= 1.05)")
+    print(f"  loading per sample (main process, 1 thread): " + ", ".join(
+        f"{k} {v * 1000:.0f} ms" for k, v in loading.items()))
+    result.update({"floor_seconds_per_step": floor_s, "step_over_floor": step_s / floor_s,
+                   "with_over_without_loading": with_s / step_s, "loading_per_sample_s": loading})
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:

@@ -135,3 +135,14 @@ def test_every_dataset_choice_has_a_loader():
     assert datasets.dataset_class("kitti_test") is datasets.KITTIRAWDataset
     with pytest.raises(ValueError, match="--dataset"):
         datasets.dataset_class("nyu")
+
+
+def test_to_tensor_equals_torchvisions():
+    """The loader's own to_tensor (no torchvision import at start-up) gives torchvision's values."""
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+    from datasets.mono_dataset import to_tensor
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    ours = to_tensor(img)
+    assert ours.is_contiguous() and ours.dtype == torch.float32
+    assert torch.equal(ours, TF.to_tensor(img))

@@ -151,3 +151,14 @@ def test_the_checker_counts_the_packages_an_import_runs(tmp_path):
     graph = import_graph(tmp_path, modules)
     assert graph["q.x"] == {"p", "p.sub", "p.sub.y"}
     assert cycles(graph) == [["p", "q.x"]]
+
+
+def test_the_precompute_does_not_import_torchvision():
+    """Start-up: the precompute (and its forkserver preload) needs the layouts, not torchvision,
+    whose import costs seconds; only colour augmentation and the networks import it."""
+    import subprocess
+    import sys
+    code = "import sys, depth_hints.precompute; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == "False"

@@ -105,3 +105,31 @@ def test_ssim_broadcasts_a_single_target():
     x, y = torch.rand(4, 3, 6, 7), torch.rand(1, 3, 6, 7)
     torch.testing.assert_close(losses.ssim(x, y), losses.ssim(x, y.expand(4, -1, -1, -1)))
     torch.testing.assert_close(losses.photometric_error(x, y), losses.photometric_error(x, y.expand(4, -1, -1, -1)))
+
+
+@pytest.mark.parametrize("target_batch", [3, 1])
+def test_ssim_hand_written_gradient_equals_autograd_of_the_formula(target_batch):
+    """The training's SSIM backward (x needs a gradient, the target does not) is hand-written:
+    it must equal autograd's gradient of the same formula, clamped pixels included, and pass
+    a finite-difference check."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 7, 9, generator=g, dtype=torch.float64).requires_grad_()
+    far = torch.rand(target_batch, 3, 7, 9, generator=g, dtype=torch.float64)
+    near = (0.9 * x.detach()[:target_batch] + 0.1 * far).contiguous()
+    weights = torch.rand(3, 3, 7, 9, generator=g, dtype=torch.float64)
+
+    def by_autograd(x, y):  # the formula written out, differentiated by autograd
+        c = x.shape[1]
+        mu_y, e_yy = torch.split(losses._pool3x3(torch.cat([y, y * y], 1)), c, 1)
+        mu_x, e_xx, e_xy = torch.split(losses._pool3x3(torch.cat([x, x * x, x * y], 1)), c, 1)
+        value = ((2 * mu_x * mu_y + losses.SSIM_C1) * (2 * (e_xy - mu_x * mu_y) + losses.SSIM_C2)
+                 / ((mu_x ** 2 + mu_y ** 2 + losses.SSIM_C1)
+                    * (e_xx - mu_x ** 2 + e_yy - mu_y ** 2 + losses.SSIM_C2)))
+        return torch.clamp(0.5 - 0.5 * value, 0, 1)
+
+    for y in (far, near):
+        ours, = torch.autograd.grad((losses.ssim(x, y) * weights).sum(), x)
+        reference, = torch.autograd.grad((by_autograd(x, y) * weights).sum(), x)
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-12)
+        assert ours.abs().sum() > 0
+        assert torch.autograd.gradcheck(lambda x: losses.ssim(x, y), (x,))

@@ -267,3 +267,48 @@ def test_identity_tie_break_noise_is_drawn_on_the_device_and_seeded(device):
                             device=device, dtype=torch.float64) * objective.IDENTITY_NOISE
     torch.testing.assert_close(first, reference, rtol=0, atol=0)
     assert 0.3e-5 < first.std().item() < 3e-5
+
+
+# -- the loss of a fixed batch, pinned to its value before the speed work (issue 14) -----------
+
+def _pinned_case(frame_ids, automask, hints):
+    """A deterministic batch with non-trivial predictions: random disparities at every scale,
+    hints on part of the image, temporal poses with rotation. Returns (loss, grad sums)."""
+    g = torch.Generator().manual_seed(14)
+    inputs, _ = _batch(batch=2, hint_coverage=0.7, seed=5)
+    inputs["depth_hint"] = inputs["depth_hint"] * (0.5 + torch.rand(2, 1, H, W, generator=g))
+    for s in range(4):  # temporal neighbours that differ from the target
+        inputs[("color", -1, s)] = inputs[("color", 0, s)].roll(2, -1)
+        inputs[("color", 1, s)] = inputs[("color", 0, s)].roll(-1, -2)
+    cfg = LossConfig(frame_ids=frame_ids, automask=automask, use_depth_hints=hints)
+    outputs = {("disp", s): torch.rand(2, 1, H // 2 ** s, W // 2 ** s, generator=g).requires_grad_()
+               for s in range(4)}
+    for f in (-1, 1):
+        axisangle = (torch.rand(2, 1, 3, generator=g) - 0.5) * 0.02
+        translation = (torch.rand(2, 1, 3, generator=g) - 0.5) * 0.2
+        outputs[("cam_T_cam", 0, f)] = geometry.transformation_from_parameters(axisangle, translation)
+    objective.synthesise_views(inputs, outputs, cfg)
+    result = objective.compute_losses(inputs, outputs, cfg, generator=torch.Generator().manual_seed(0))
+    result["loss"].backward()
+    grads = [float(outputs[("disp", s)].grad.double().abs().sum()) for s in range(4)]
+    return float(result["loss"].detach()), grads
+
+
+# Computed with the objective before the issue-14 speed work (commit e4ec21f).
+PINNED = {
+    ((0, 's'), True, True): (1.1161272525787354, [2.4197136235136174, 0.4387925920741296, 0.3023402784783684, 0.1925479685087339]),
+    ((0, -1, 1, 's'), True, True): (1.060351848602295, [2.0349818226349052, 0.36367176064897855, 0.2771941213296145, 0.18918541162929614]),
+    ((0, -1, 1), True, False): (0.27551400661468506, [1.1564246257873414, 0.6181981544504538, 0.45459372778448426, 0.3359522148244025]),
+    ((0, -1, 1), False, False): (0.3686392903327942, [0.9169742162668175, 0.35204900075542866, 0.22674171724210623, 0.11657109280466216]),
+    ((0, 's'), False, True): (1.1251460313796997, [2.4451059591402906, 0.4475443571237889, 0.3095583193545508, 0.18897262564087214]),
+}
+
+
+@pytest.mark.parametrize("frame_ids,automask,hints", list(PINNED))
+def test_loss_and_gradients_of_a_fixed_batch_are_pinned(frame_ids, automask, hints):
+    """The speed work (batched SSIM over scales and sources, its hand-written backward) must
+    leave the loss and the disparities' gradients where they were, to float rounding."""
+    loss, grads = _pinned_case(frame_ids, automask, hints)
+    expected_loss, expected_grads = PINNED[(frame_ids, automask, hints)]
+    assert loss == pytest.approx(expected_loss, rel=2e-6)
+    assert grads == pytest.approx(expected_grads, rel=2e-5)

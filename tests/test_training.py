@@ -296,3 +296,16 @@ def test_pretrained_weights_offline_names_scratch(tiny_kitti, capsys, monkeypatc
     argv.remove("--weights_init")
     err = _main_error(capsys, argv)
     assert "--weights_init scratch" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("requested,cores,processes,expected", [
+    (12, 2, 1, 1),    # 2 cores: one worker, the other core steps
+    (12, 16, 1, 12),  # enough cores: monodepth2's 12
+    (12, 16, 4, 3),   # torchrun, 4 processes on 16 cores: 4 cores each, less one for the step
+    (4, 64, 1, 4),    # never more than asked for
+    (12, 1, 1, 1),    # one core: still one worker (loading off the step's thread)
+    (0, 16, 1, 0),    # 0: load in the main process
+])
+def test_loader_workers_follow_the_cores(requested, cores, processes, expected):
+    from depth_hints.trainer import loader_workers
+    assert loader_workers(requested, cores, processes) == expected
