@@ -388,6 +388,16 @@ def _load_or_predict(options, collected: list, test_images=_kitti_test_images,
     return pred_disps, f"{options.load_weights_folder} over {test_files}"
 
 
+
+def report_median_ratios(ratios) -> dict:
+    """Print monodepth2's median-scaling line and return {median_ratio, median_ratio_std}
+    (the std of the per-frame ratios over their median)."""
+    ratios = np.asarray(ratios, np.float64)
+    med = float(np.median(ratios))
+    std = float(np.std(ratios / med))
+    print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
+    return {"median_ratio": med, "median_ratio_std": std}
+
 def evaluate(options) -> dict:
     """Predict (or load) disparities for ``--eval_split`` and score them -> result dict: the
     seven metrics by name plus split, n, scaling and warnings. ``options``: EvaluateOptions.
@@ -446,10 +456,7 @@ def evaluate(options) -> dict:
         print("   Mono evaluation - using median scaling")
     scores = score_predictions(gt_depths, pred_disps, garg_crop, scale_factor, use_median)
     if scores["ratios"] is not None:
-        med = float(np.median(scores["ratios"]))
-        std = float(np.std(scores["ratios"] / med))
-        print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
-        result.update(median_ratio=med, median_ratio_std=std)
+        result.update(report_median_ratios(scores["ratios"]))
     result.update({name: float(v) for name, v in zip(METRIC_NAMES, scores["mean"])})
     result.update(gt_path=gt_path, garg_crop=garg_crop)
     print("\n" + format_table(scores["mean"]))
@@ -644,11 +651,7 @@ def evaluate_sceneflow(options) -> dict:
     depth_mean = np.array(depth_errors, np.float64).mean(0)
     disparity_mean = np.array(disparity_errors, np.float64).mean(0)
     if use_median:
-        ratios = np.array(ratios, np.float64)
-        med = float(np.median(ratios))
-        std = float(np.std(ratios / med))
-        print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
-        result.update(median_ratio=med, median_ratio_std=std)
+        result.update(report_median_ratios(ratios))
     result.update({name: float(v) for name, v in zip(METRIC_NAMES, depth_mean)})
     result.update({name: float(v) for name, v in zip(DISPARITY_METRIC_NAMES, disparity_mean)})
     print("\n" + format_table(depth_mean))
@@ -802,11 +805,7 @@ def evaluate_layout(options) -> dict:
         factors.append(factor)
     mean = np.array(errors, np.float64).mean(0)
     if use_median:
-        ratios = np.array(ratios, np.float64)
-        med = float(np.median(ratios))
-        std = float(np.std(ratios / med))
-        print(f" Scaling ratios | med: {med:0.3f} | std: {std:0.3f}")
-        result.update(median_ratio=med, median_ratio_std=std)
+        result.update(report_median_ratios(ratios))
     if per_frame_factor and options.eval_stereo:
         result["pred_depth_scale_factor"] = float(np.mean(factors))
         result["scaling"] = "stereo (each frame's camera)"
