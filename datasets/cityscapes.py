@@ -25,7 +25,6 @@ lines ``<city> <city>_<seq>_<frame>``, fetched from a pinned commit and checked 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 from pathlib import Path
@@ -35,7 +34,8 @@ from PIL import Image
 
 from depth_hints.splits import PROJECT_SPLITS_DIR, Sample, SplitError, fetch_split_files
 
-from .layout import CalibrationError, Camera, DatasetError, DatasetLayout, LayoutError, image_size
+from .layout import (CalibrationError, Camera, DatasetError, DatasetLayout, LayoutError, image_size,
+                     read_calibration_json)
 
 #: the rows the loader keeps, from the top
 CITYSCAPES_CROP_ROWS = 0.75
@@ -70,14 +70,8 @@ def read_camera_json(path: str, image_width: int, image_height: int,
     """A Cityscapes camera JSON -> Camera of the image cropped to its top ``crop_rows``:
     (fx / W, fy / (crop_rows H), u0 / W, v0 / (crop_rows H)), extrinsic.baseline metres.
     Raises CalibrationError naming the file and the key."""
-    if not os.path.isfile(path):
-        raise CalibrationError(f"Camera file {path} does not exist; unpack Cityscapes' "
-                               f"camera_trainvaltest package under --data_path.")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CalibrationError(f"Camera file {path} is not valid JSON ({e}).") from None
+    data = read_calibration_json(path, "Camera file", "unpack Cityscapes' camera_trainvaltest "
+                                 "package under --data_path.")
     values = {}
     for group, key in (("extrinsic", "baseline"), ("intrinsic", "fx"), ("intrinsic", "fy"),
                        ("intrinsic", "u0"), ("intrinsic", "v0")):

@@ -23,6 +23,7 @@ all take a layout; none of them builds a dataset's paths. A new dataset is one m
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import ClassVar, Optional
 
@@ -50,6 +51,23 @@ class LayoutError(DepthHintsError, ValueError):
 class CalibrationError(DatasetError):
     """A missing or malformed calibration file (calib.json / calib.txt / camera JSON); the
     message names the file and the key."""
+
+
+def read_calibration_json(path: str, label: str, missing_fix: str, expected: str = "") -> dict:
+    """A calibration JSON file -> its top-level object. A missing file, invalid JSON or a
+    non-object raises CalibrationError naming ``label`` and ``path``; ``missing_fix`` says how
+    to get the file, ``expected`` (optional) what it should hold."""
+    tail = f"; expected {expected}" if expected else ""
+    if not os.path.isfile(path):
+        raise CalibrationError(f"{label} {path} does not exist; {missing_fix}")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CalibrationError(f"{label} {path} is not valid JSON ({e}){tail}.") from None
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{label} {path} is not a JSON object{tail}.")
+    return data
 
 
 def image_size(path: str) -> tuple:

@@ -18,7 +18,6 @@ writes the split lists.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -26,7 +25,7 @@ from depth_hints.pfm import read_pfm
 from depth_hints.splits import Sample
 
 from .layout import (Camera, CalibrationError, DatasetError, DatasetLayout, GroundTruth, LayoutError,
-                     check_gt_size, image_size)
+                     check_gt_size, image_size, read_calibration_json)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SIDE_FOLDERS = {"l": "left", "r": "right"}
@@ -39,17 +38,8 @@ def read_calib_json(path: str, image_width: int, image_height: int) -> Camera:
     """calib.json (pixels of the stored images, baseline in metres, optional doffs in pixels)
     -> Camera normalised by (image_width, image_height). Raises CalibrationError naming the
     file and the key."""
-    if not os.path.isfile(path):
-        raise CalibrationError(f"Calibration {path} does not exist; write it as {CALIB_EXAMPLE} "
-                               f"(pixels of the stored images, baseline in metres).")
-    try:
-        with open(path) as f:
-            calib = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CalibrationError(f"Calibration {path} is not valid JSON ({e}); expected "
-                               f"{CALIB_EXAMPLE}.") from None
-    if not isinstance(calib, dict):
-        raise CalibrationError(f"Calibration {path} is not a JSON object; expected {CALIB_EXAMPLE}.")
+    calib = read_calibration_json(path, "Calibration", f"write it as {CALIB_EXAMPLE} (pixels of the "
+                                  f"stored images, baseline in metres).", expected=CALIB_EXAMPLE)
     values = {}
     for key in CALIB_KEYS + ("doffs",):
         if key not in calib:
