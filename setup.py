@@ -28,7 +28,7 @@ setup(
     extras_require={
         # depth-hints-export / DepthPredictor.from_onnx (the legacy exporter needs no onnxscript)
         "export": EXPORT_REQUIRES,
-        "dev": ["pytest>=7"] + EXPORT_REQUIRES,
+        "dev": ["pytest>=7.3"] + EXPORT_REQUIRES,
     },
     entry_points={
         "console_scripts": [
