@@ -17,9 +17,13 @@ from depth_hints.errors import run_entry_point
 def main(argv=None) -> int:
     """Parse the flags and precompute; project errors become one line and exit code 2."""
     def run() -> int:
-        from depth_hints.precompute import precompute, verify
-        from depth_hints.options import parse_precompute
+        from depth_hints.options import parse_precompute  # light: flags fail fast
         options = parse_precompute(argv)
+        if options.num_workers > 0 and not options.verify:
+            # The workers' fork server imports torch and OpenCV beside this process.
+            from depth_hints import worker_pool
+            worker_pool.start_early()
+        from depth_hints.precompute import precompute, verify
         summary = verify(options) if options.verify else precompute(options)
         return 0 if summary.ok else 1
     return run_entry_point(run, "precompute_depth_hints.py")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import re
 import signal
@@ -49,7 +48,7 @@ from tqdm import tqdm
 
 from datasets.layout import DatasetLayout, LayoutError
 from datasets.registry import make_layout
-from depth_hints import splits
+from depth_hints import splits, worker_pool
 from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
 from depth_hints.fused_sgm import (CPU_TILE, DEVICE_TILE, bank_disparities, distinct_indices,
@@ -395,16 +394,6 @@ def _worker_task(index: int):
     return process_frame(_WORKER_JOB, index, _WORKER_SAMPLES[index])
 
 
-def _pool_context():
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        context = multiprocessing.get_context("forkserver")
-        # Workers fork from a server that has imported everything once.
-        context.set_forkserver_preload(["depth_hints.precompute"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
 def _write_report(path: str, options, summary: PrecomputeSummary, samples, results) -> None:
     frames = []
     per_matcher: dict = {}
@@ -552,7 +541,7 @@ def precompute(options, progress: bool = True, verbose: bool = True,
             parallelism = f"{workers} worker process{'es' * (workers > 1)}"
             if workers < options.num_workers:
                 parallelism += f" (--num_workers {options.num_workers} capped to the cores)"
-            context = _pool_context()
+            context = worker_pool.pool_context()
             with context.Pool(workers, initializer=_init_worker, initargs=(job, samples)) as pool:
                 for outcome in pool.imap_unordered(_worker_task, range(len(samples)), chunksize=1):
                     collect(outcome)

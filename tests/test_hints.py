@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -748,3 +749,34 @@ def test_pick_device_cuda_without_a_gpu_and_with_no_cuda_are_one_line_errors(cle
         code = precompute_depth_hints.main(argv)
         err = capsys.readouterr().err.strip()
         assert code == 2 and "\n" not in err and "--pick_device cpu" in err
+
+
+@pytest.mark.parametrize("extra, starts", [(["--num_workers", "2"], True),
+                                           (["--num_workers", "0"], False),
+                                           (["--num_workers", "2", "--verify"], False)])
+def test_entry_point_starts_the_worker_fork_server_before_its_imports_only_for_a_pool(
+        tmp_path, clean_run, monkeypatch, extra, starts):
+    """Start-up: the fork server's imports run beside the main process's, and only when the
+    run will use worker processes (a --verify or in-process run starts none)."""
+    from depth_hints import worker_pool
+    root, split, clean, _, _ = clean_run
+    calls = []
+    monkeypatch.setattr(worker_pool, "start_early", lambda: calls.append(1))
+    save = tmp_path / "hints"
+    shutil.copytree(clean, save)  # every hint exists: the run only checks them
+    code = precompute_depth_hints.main(["--data_path", str(root), "--filenames", str(split), "--png",
+                                        "--height", str(HEIGHT), "--width", str(WIDTH),
+                                        "--save_path", str(save), "--no_cuda", *extra])
+    assert code == 0
+    assert calls == ([1] if starts else [])
+
+
+def test_pool_context_preloads_the_precompute_in_a_fork_server():
+    from depth_hints import worker_pool
+    import multiprocessing
+    context = worker_pool.pool_context()
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        assert context.get_start_method() == "forkserver"
+        assert worker_pool.PRELOAD == ["depth_hints.precompute"]
+    else:
+        assert context.get_start_method() == "spawn"
