@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 import datasets
 from datasets.layout import rig_metric_scale
-from . import checkpoints, distributed, objective, options as options_module
+from . import allocator, checkpoints, distributed, objective, options as options_module
 from .hint_files import verify_hint_files
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
@@ -191,6 +191,8 @@ class Trainer:
         self.dist = dist or distributed.DistContext(device=options_module.device_from(opt.no_cuda))
         self.is_main = self.dist.is_main
         self.device = self.dist.device
+        if self.device.type == "cpu":
+            allocator.keep_freed_memory()  # no page faults for every new full-resolution map
         self.channels_last = choose_channels_last(opt, self.device)
         self.amp_dtype = autocast_dtype(opt, self.device)
         self.log_path = os.path.join(opt.log_dir, opt.model_name)
