@@ -106,12 +106,21 @@ def synthesise_views(inputs: dict, outputs: dict, cfg: LossConfig) -> None:
                 inputs[("inv_K", source_scale)], _source_transform(inputs, outputs, f, depth, cfg))
 
 
-def hint_reprojection(inputs: dict, cfg: LossConfig) -> torch.Tensor:
+def _scoring_target(image: torch.Tensor, cfg: LossConfig):
+    """The target view as photometric_error takes it: with SSIM, its moments pooled once for
+    every error scored against it (same values as pooling them per call)."""
+    return losses.SSIMTarget(image) if cfg.use_ssim else image
+
+
+def hint_reprojection(inputs: dict, cfg: LossConfig, target=None) -> torch.Tensor:
     """Photometric error of the other stereo view warped with the depth hint [B,1,H,W];
-    +1000 where there is no hint, so a missing hint never wins the selection."""
+    +1000 where there is no hint, so a missing hint never wins the selection. ``target``: the
+    full-resolution target as ``_scoring_target`` gives it (default: made here)."""
     warped = geometry.warp(inputs[("color", "s", 0)], inputs["depth_hint"], inputs[("K", 0)],
                            inputs[("inv_K", 0)], inputs["stereo_T"])
-    error = losses.photometric_error(warped, inputs[("color", 0, 0)], cfg.use_ssim)
+    if target is None:
+        target = _scoring_target(inputs[("color", 0, 0)], cfg)
+    error = losses.photometric_error(warped, target, cfg.use_ssim)
     return error + losses.MISSING_HINT_PENALTY * (1 - inputs["depth_hint_mask"])
 
 
@@ -126,15 +135,16 @@ def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None)
 
     # Full-resolution terms that do not depend on the scale are computed once.
     identity_full = hint_full = None
+    full_target = _scoring_target(inputs[("color", 0, 0)], cfg)
     if cfg.automask and not cfg.v1_multiscale:
-        identity_full = _identity_errors(inputs, cfg, 0)
+        identity_full = _identity_errors(inputs, cfg, 0, full_target)
     if cfg.use_depth_hints:
-        hint_full = hint_reprojection(inputs, cfg)
+        hint_full = hint_reprojection(inputs, cfg, full_target)
 
     for s in cfg.scales:
         source_scale = s if cfg.v1_multiscale else 0
-        target = inputs[("color", 0, source_scale)]
-        h, w = target.shape[-2:]
+        target = full_target if source_scale == 0 else _scoring_target(inputs[("color", 0, s)], cfg)
+        h, w = inputs[("color", 0, source_scale)].shape[-2:]
         errors = torch.cat([losses.photometric_error(outputs[("color", f, s)], target, cfg.use_ssim)
                             for f in cfg.source_frames], 1)
         loss = 0.0
@@ -148,7 +158,7 @@ def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None)
 
         identity = None
         if cfg.automask:
-            identity = identity_full if identity_full is not None else _identity_errors(inputs, cfg, s)
+            identity = identity_full if identity_full is not None else _identity_errors(inputs, cfg, s, target)
             identity = identity_tie_break(identity, generator)
 
         hint_error = _resize_nearest(hint_full, h, w) if hint_full is not None else None
@@ -177,9 +187,9 @@ def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None)
     return result
 
 
-def _identity_errors(inputs: dict, cfg: LossConfig, scale: int) -> torch.Tensor:
-    """Photometric error of the unwarped sources against the target, reduced over sources."""
-    target = inputs[("color", 0, scale)]
+def _identity_errors(inputs: dict, cfg: LossConfig, scale: int, target) -> torch.Tensor:
+    """Photometric error of the unwarped sources against ``target`` (the frame-0 image at
+    ``scale``, as ``_scoring_target`` gives it), reduced over sources."""
     errors = torch.cat([losses.photometric_error(inputs[("color", f, scale)], target, cfg.use_ssim)
                         for f in cfg.source_frames], 1)
     return _reduce_sources(errors, cfg.avg_reprojection)

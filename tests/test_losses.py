@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from depth_hints import losses
 
@@ -133,3 +134,31 @@ def test_ssim_hand_written_gradient_equals_autograd_of_the_formula(target_batch)
         torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-12)
         assert ours.abs().sum() > 0
         assert torch.autograd.gradcheck(lambda x: losses.ssim(x, y), (x,))
+
+
+def test_reflect_border_and_pool_adjoint_are_the_padding_and_its_transpose():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 5, 7, generator=g, dtype=torch.float64)
+    padded = torch.empty(2, 3, 7, 9, dtype=torch.float64)
+    padded[..., 1:-1, 1:-1] = x
+    assert torch.equal(losses._reflect_border_(padded), F.pad(x, (1, 1, 1, 1), mode="reflect"))
+    # <pool(x), g> = <x, pool^T(g)>: the adjoint (without its 1/9) is autograd's vjp times 9
+    x.requires_grad_()
+    grad_out = torch.rand(2, 3, 5, 7, generator=g, dtype=torch.float64)
+    reference, = torch.autograd.grad(losses._pool3x3(x), x, grad_out)
+    zero_bordered = F.pad(grad_out, (2, 2, 2, 2))
+    torch.testing.assert_close(losses._pool3x3_adjoint_(zero_bordered) / 9, reference, rtol=1e-12, atol=0)
+
+
+def test_a_shared_ssim_target_gives_the_same_values_and_gradients():
+    """SSIMTarget pools the target's moments once for many calls: bit-identical errors."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 3, 9, 11, generator=g)
+    y = (0.7 * x + 0.3 * torch.rand(2, 3, 9, 11, generator=g)).contiguous()
+    shared = losses.SSIMTarget(y)
+    assert torch.equal(losses.photometric_error(x, shared), losses.photometric_error(x, y))
+    assert torch.equal(losses.ssim(x, shared), losses.ssim(x, y))
+    xg = x.clone().requires_grad_()
+    a, = torch.autograd.grad(losses.photometric_error(xg, shared).sum(), xg)
+    b, = torch.autograd.grad(losses.photometric_error(xg, y).sum(), xg)
+    assert torch.equal(a, b)
