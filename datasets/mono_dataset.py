@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 import torch.utils.data as data
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from depth_hints import geometry
 from depth_hints.hint_files import hint_file_path, load_hint
@@ -59,13 +59,27 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return array.view(img.size[1], img.size[0], -1).permute(2, 0, 1).contiguous().float().div(255)
 
 
+def shift_hue(img: Image.Image, hue: float) -> Image.Image:
+    """RGB image with its HSV hue rotated by ``hue`` turns, hue in [-0.5, 0.5]: PIL's 8-bit H
+    channel plus int(hue * 255) modulo 256 (torchvision's adjust_hue on PIL images)."""
+    h, s, v = img.convert("HSV").split()
+    shifted = (np.asarray(h, np.int32) + int(hue * 255)) % 256  # int() truncates toward 0
+    h = Image.fromarray(shifted.astype(np.uint8), "L")
+    return Image.merge("HSV", (h, s, v)).convert(img.mode)
+
+
 def random_color_jitter(rng: random.Random):
-    """Random brightness/contrast/saturation/hue change, the same for every frame of a sample."""
-    import torchvision.transforms.functional as TF  # here: only augmentation needs torchvision
+    """Random brightness/contrast/saturation/hue change, the same for every frame of a sample.
+
+    The same PIL operations as torchvision's ColorJitter on PIL images (byte-identical output),
+    without importing torchvision in every loader worker (over a second each at start-up)."""
     order = list(range(4))
     rng.shuffle(order)
     factors = [rng.uniform(*COLOR_JITTER[k]) for k in ("brightness", "contrast", "saturation", "hue")]
-    ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    ops = (lambda img, f: ImageEnhance.Brightness(img).enhance(f),
+           lambda img, f: ImageEnhance.Contrast(img).enhance(f),
+           lambda img, f: ImageEnhance.Color(img).enhance(f),
+           shift_hue)
 
     def apply(img: Image.Image) -> Image.Image:
         for i in order:

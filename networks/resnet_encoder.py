@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision import models
 
-# Constructor and ImageNet weights for every supported depth.
-_RESNETS: dict[int, tuple[Callable[..., models.ResNet], models.WeightsEnum]] = {
-    18: (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
-    34: (models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
-    50: (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
-    101: (models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
-    152: (models.resnet152, models.ResNet152_Weights.IMAGENET1K_V1),
+from .resnet import ResNet
+
+# torchvision's published ImageNet weights (IMAGENET1K_V1) for every supported depth; the file
+# names are also the torch hub cache names, so checkpoints cached by torchvision are found.
+IMAGENET_URLS: dict[int, str] = {
+    18: "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    34: "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    50: "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    101: "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+    152: "https://download.pytorch.org/models/resnet152-394f9c45.pth",
 }
 
 class PretrainedWeightsError(RuntimeError):
@@ -31,14 +32,14 @@ DOWNLOAD_TIMEOUT_S = 10.0
 
 def imagenet_checkpoint_path(num_layers: int) -> str:
     """Path where torch.hub caches the torchvision ImageNet checkpoint for this depth."""
-    url = _RESNETS[num_layers][1].url
+    url = IMAGENET_URLS[num_layers]
     filename = os.path.basename(urlparse(url).path)
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
 
 
 def load_imagenet_state_dict(num_layers: int) -> dict[str, torch.Tensor]:
     """Load the torchvision ImageNet state dict, from the hub cache or (with a timeout) the web."""
-    url = _RESNETS[num_layers][1].url
+    url = IMAGENET_URLS[num_layers]
     cached = imagenet_checkpoint_path(num_layers)
     if os.path.isfile(cached):
         return torch.load(cached, map_location="cpu", weights_only=True)
@@ -64,17 +65,16 @@ def _multi_image_conv1(num_input_images: int) -> nn.Conv2d:
     return conv
 
 
-def build_resnet(num_layers: int, pretrained: bool, num_input_images: int = 1) -> models.ResNet:
-    """torchvision ResNet whose conv1 takes 3*num_input_images channels, optionally ImageNet-initialised."""
-    if num_layers not in _RESNETS:
+def build_resnet(num_layers: int, pretrained: bool, num_input_images: int = 1) -> ResNet:
+    """ResNet whose conv1 takes 3*num_input_images channels, optionally ImageNet-initialised."""
+    if num_layers not in IMAGENET_URLS:
         raise ValueError(
-            f"num_layers must be one of {sorted(_RESNETS)}, got {num_layers!r}"
+            f"num_layers must be one of {sorted(IMAGENET_URLS)}, got {num_layers!r}"
         )
     if num_input_images < 1:
         raise ValueError(f"num_input_images must be >= 1, got {num_input_images!r}")
 
-    constructor = _RESNETS[num_layers][0]
-    model = constructor(weights=None)
+    model = ResNet(num_layers)
     if num_input_images > 1:
         model.conv1 = _multi_image_conv1(num_input_images)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import datasets
+from datasets import mono_dataset
 from depth_hints import geometry
 from depth_hints.hint_files import HintFileError, hint_file_path
 from depth_hints.splits import SplitError, read_split_file
@@ -71,6 +72,37 @@ def test_colour_augmentation_only_changes_color_aug(tiny_kitti):
     plain = _dataset(tiny_kitti)[0]
     torch.testing.assert_close(item[("color", 0, 0)], plain[("color", 0, 0)])
     assert not torch.allclose(item[("color_aug", 0, 0)], item[("color", 0, 0)])
+
+
+
+@pytest.mark.parametrize("hue", [-0.5, -0.1, -0.0999, -0.002, 0.0, 0.002, 0.0999, 0.1, 0.5])
+def test_hue_shift_is_torchvisions_byte_for_byte(hue):
+    """int(hue * 255) truncates toward zero and wraps modulo 256, as torchvision's adjust_hue."""
+    TF = pytest.importorskip("torchvision.transforms.functional")
+    from PIL import Image
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    assert np.array_equal(np.asarray(mono_dataset.shift_hue(img, hue)), np.asarray(TF.adjust_hue(img, hue)))
+
+
+def test_colour_jitter_is_torchvisions_byte_for_byte():
+    """Same draws (order, then brightness/contrast/saturation/hue factors) and the same PIL
+    operations as before, when torchvision's functional ops did the work: augmentation unchanged."""
+    import random
+    TF = pytest.importorskip("torchvision.transforms.functional")
+    from PIL import Image
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    for seed in range(20):
+        rng = random.Random(seed)
+        order = list(range(4))
+        rng.shuffle(order)
+        factors = [rng.uniform(*mono_dataset.COLOR_JITTER[k])
+                   for k in ("brightness", "contrast", "saturation", "hue")]
+        expected = img
+        for i in order:
+            expected = ops[i](expected, factors[i])
+        ours = mono_dataset.random_color_jitter(random.Random(seed))(img)
+        assert np.array_equal(np.asarray(ours), np.asarray(expected)), seed
 
 
 def test_missing_image_names_the_file_and_suggests_png(tiny_kitti):

@@ -162,3 +162,15 @@ def test_the_precompute_does_not_import_torchvision():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_training_and_the_networks_do_not_import_torchvision():
+    """Start-up: the trainer and the networks build their own ResNet (networks/resnet.py);
+    torchvision's import (torch._dynamo through torchvision.ops) costs seconds."""
+    import subprocess
+    import sys
+    code = ("import sys, networks, depth_hints.trainer; "
+            "networks.ResnetEncoder(18, pretrained=False); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == "False"

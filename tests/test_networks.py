@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from networks import DepthDecoder, PoseCNN, PoseDecoder, ResnetEncoder
+from networks import resnet
 from networks import resnet_encoder as resnet_module
 
 R18_CH = [64, 64, 128, 256, 512]
@@ -146,6 +147,76 @@ def test_pretrained_loads_from_hub_cache_without_network(monkeypatch, tmp_path) 
     w = reference["conv1.weight"]
     assert torch.allclose(pair.encoder.conv1.weight, torch.cat([w, w], dim=1) / 2)
     assert torch.equal(pair.encoder.fc.weight, reference["fc.weight"])
+
+
+# ---------------------------------------------------------------- our ResNet vs torchvision's
+
+
+@pytest.mark.parametrize("num_layers", [18, 34, 50])
+def test_resnet_initialises_like_torchvision(num_layers: int) -> None:
+    """Same seed -> the same modules (names, strides, paddings), the same state-dict keys in the
+    same order, every tensor bit-equal, and the RNG left in the same state afterwards."""
+    torchvision_models = pytest.importorskip("torchvision.models")
+    torch.manual_seed(7)
+    ours = resnet.ResNet(num_layers)
+    rng_after_ours = torch.get_rng_state()
+    torch.manual_seed(7)
+    theirs = getattr(torchvision_models, f"resnet{num_layers}")(weights=None)
+    assert torch.equal(rng_after_ours, torch.get_rng_state())
+    assert repr(ours) == repr(theirs)  # every conv's stride (3x3 in bottlenecks), pad, bias
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+
+
+def test_resnet18_forward_equals_torchvision_with_the_same_weights() -> None:
+    """torchvision weights (with non-trivial BN statistics) load strictly into ours, and the
+    logits and every stage's features agree in eval mode."""
+    torchvision_models = pytest.importorskip("torchvision.models")
+    torch.manual_seed(3)
+    theirs = torchvision_models.resnet18(weights=None).eval()
+    with torch.no_grad():
+        for module in theirs.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    ours = resnet.ResNet(18).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    image = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(image), theirs(image))
+        x, y = image, image
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            x, y = getattr(ours, name)(x), getattr(theirs, name)(y)
+            assert torch.equal(x, y), name
+    assert x.shape == (2, 512, 2, 2)
+
+
+def test_a_monodepth2_folder_built_from_torchvision_weights_loads_strictly(tmp_path) -> None:
+    """monodepth2's encoder.pth is torchvision's ResNet state dict under "encoder." plus height,
+    width and use_stereo: the weights-folder loader (strict load_state_dict) takes it unchanged."""
+    torchvision_models = pytest.importorskip("torchvision.models")
+    from depth_hints.checkpoints import load_depth_model
+    torch.manual_seed(5)
+    theirs = torchvision_models.resnet18(weights=None).state_dict()
+    encoder_file = {f"encoder.{k}": v for k, v in theirs.items()}
+    encoder_file.update(height=192, width=640, use_stereo=True)
+    torch.save(encoder_file, tmp_path / "encoder.pth")
+    torch.save(DepthDecoder(R18_CH).state_dict(), tmp_path / "depth.pth")
+    encoder, _, info = load_depth_model(str(tmp_path))
+    assert (info.num_layers, info.height, info.width, info.use_stereo) == (18, 192, 640, True)
+    ours = encoder.encoder.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_imagenet_cache_file_names_are_torchvisions() -> None:
+    names = {n: os.path.basename(resnet_module.imagenet_checkpoint_path(n)) for n in (18, 34, 50, 101, 152)}
+    assert names == {18: "resnet18-f37072fd.pth", 34: "resnet34-b627a593.pth", 50: "resnet50-0676ba61.pth",
+                     101: "resnet101-63fe2227.pth", 152: "resnet152-394f9c45.pth"}
 
 
 # ---------------------------------------------------------------- depth decoder
