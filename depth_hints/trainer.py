@@ -142,12 +142,15 @@ def loader_workers(requested: int, cores: int, processes_per_machine: int = 1) -
 
 def worker_init(worker_id: int) -> None:
     """DataLoader worker start: one OpenCV thread per worker (the workers are the parallelism),
-    at a lower scheduling priority (DH_LOADER_NICE, default 10): loading fills the cores' idle
-    moments instead of preempting the step's OpenMP threads, which then stall each other at
-    every parallel region (on a 2-core machine that doubled the step)."""
+    and the scheduling priority DH_LOADER_NICE adds (default 0: none). At the same priority the
+    worker runs while the step's OpenMP threads wait at their barriers; lowered (nice 10) it was
+    starved by their spinning and the step waited for its batch: on a quiet 2-core machine the
+    step with loading over the step without was 1.40-1.50 at nice 10, 1.05-1.06 at nice 0
+    (320x96, scripts/benchmark_train.py). On a machine shared with other jobs a positive value
+    may keep the loader from preempting the step."""
     import cv2
     cv2.setNumThreads(0)
-    nice = int(os.environ.get("DH_LOADER_NICE", "10"))
+    nice = int(os.environ.get("DH_LOADER_NICE", "0"))
     if nice and hasattr(os, "nice"):
         os.nice(nice)
 

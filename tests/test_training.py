@@ -309,3 +309,19 @@ def test_pretrained_weights_offline_names_scratch(tiny_kitti, capsys, monkeypatc
 def test_loader_workers_follow_the_cores(requested, cores, processes, expected):
     from depth_hints.trainer import loader_workers
     assert loader_workers(requested, cores, processes) == expected
+
+
+def test_loader_workers_keep_the_step_priority_unless_asked(monkeypatch):
+    """At the step's priority the loader fills the cores' waits (a niced worker was starved and
+    the step waited for its batch); DH_LOADER_NICE lowers it on a shared machine."""
+    import cv2
+    from depth_hints import trainer as trainer_module
+    monkeypatch.setattr(cv2, "setNumThreads", lambda n: None)  # this process keeps its threads
+    calls = []
+    monkeypatch.setattr(trainer_module.os, "nice", lambda n: calls.append(n), raising=False)
+    monkeypatch.delenv("DH_LOADER_NICE", raising=False)
+    trainer_module.worker_init(0)
+    assert calls == []
+    monkeypatch.setenv("DH_LOADER_NICE", "7")
+    trainer_module.worker_init(0)
+    assert calls == [7]
