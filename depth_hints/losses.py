@@ -11,13 +11,19 @@ SSIM_WEIGHT = 0.85  # photometric error = 0.85 * SSIM + 0.15 * L1
 MISSING_HINT_PENALTY = 1000.0  # added to the hint's reprojection error where there is no hint
 
 
-def _box3x3_(padded: torch.Tensor) -> torch.Tensor:
-    """3x3 mean of [..., H+2, W+2] -> [..., H, W] (a new tensor): separable sums of shifted
-    slices, as ((a + b) + c) per direction, then times 1/9. ``padded`` is left unchanged."""
+def _box_sum3x3(padded: torch.Tensor) -> torch.Tensor:
+    """3x3 sums of [..., H+2, W+2] -> [..., H, W] (a new tensor; ``padded`` is left unchanged):
+    separable sums of shifted slices, as ((a + b) + c) per direction."""
     rows = padded[..., :, :-2] + padded[..., :, 1:-1]
     rows += padded[..., :, 2:]
     out = rows[..., :-2, :] + rows[..., 1:-1, :]
     out += rows[..., 2:, :]
+    return out
+
+
+def _box3x3(padded: torch.Tensor) -> torch.Tensor:
+    """3x3 mean of [..., H+2, W+2] -> [..., H, W]: ``_box_sum3x3`` times 1/9."""
+    out = _box_sum3x3(padded)
     out *= 1.0 / 9.0
     return out
 
@@ -36,17 +42,14 @@ def _pool3x3(t: torch.Tensor) -> torch.Tensor:
     """3x3 mean of a reflection-padded [B,C,H,W] -> [B,C,H,W]. Separable sums of shifted
     slices: the same values as avg_pool2d(3, stride 1) to float rounding, several times
     faster forward and backward on CPU."""
-    return _box3x3_(F.pad(t, (1, 1, 1, 1), mode="reflect"))
+    return _box3x3(F.pad(t, (1, 1, 1, 1), mode="reflect"))
 
 
 def _pool3x3_adjoint_(padded: torch.Tensor) -> torch.Tensor:
     """The transpose of ``_pool3x3`` without its 1/9: ``padded`` [..., H+4, W+4] holds the
     output gradient [..., H, W] inside a 2-pixel border of zeros; returns the input gradient
-    [..., H, W] (a view; ``padded`` is consumed)."""
-    rows = padded[..., :, :-2] + padded[..., :, 1:-1]
-    rows += padded[..., :, 2:]
-    box = rows[..., :-2, :] + rows[..., 1:-1, :]  # [..., H+2, W+2]: gradient of the padded input
-    box += rows[..., 2:, :]
+    [..., H, W] (a view of a new tensor; ``padded`` is left unchanged)."""
+    box = _box_sum3x3(padded)  # [..., H+2, W+2]: gradient of the reflection-padded input
     # the reflected border pixels were copies of interior rows/columns 1 and -2: add them back
     box[..., 2, :] += box[..., 0, :]
     box[..., -3, :] += box[..., -1, :]
@@ -87,7 +90,7 @@ def _ssim_terms(x: torch.Tensor, target: SSIMTarget):
     inner[:, :channels].copy_(x)
     torch.mul(x, x, out=inner[:, channels:2 * channels])
     torch.mul(x, y, out=inner[:, 2 * channels:])
-    mu_x, e_xx, e_xy = torch.split(_box3x3_(_reflect_border_(padded)), channels, 1)
+    mu_x, e_xx, e_xy = torch.split(_box3x3(_reflect_border_(padded)), channels, 1)
     mu_xy = mu_x * mu_y
     mu_xx = mu_x * mu_x
     # (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x + sigma_y + C2)),

@@ -67,14 +67,9 @@ def _multi_image_conv1(num_input_images: int) -> nn.Conv2d:
 
 def build_resnet(num_layers: int, pretrained: bool, num_input_images: int = 1) -> ResNet:
     """ResNet whose conv1 takes 3*num_input_images channels, optionally ImageNet-initialised."""
-    if num_layers not in IMAGENET_URLS:
-        raise ValueError(
-            f"num_layers must be one of {sorted(IMAGENET_URLS)}, got {num_layers!r}"
-        )
+    model = ResNet(num_layers)  # raises ValueError naming the supported depths
     if num_input_images < 1:
         raise ValueError(f"num_input_images must be >= 1, got {num_input_images!r}")
-
-    model = ResNet(num_layers)
     if num_input_images > 1:
         model.conv1 = _multi_image_conv1(num_input_images)
 
