@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from depth_hints.splits import PROJECT_SPLITS_DIR, Sample, SplitError, fetch_split_files
+from depth_hints.splits import (PROJECT_SPLITS_DIR, Sample, SplitError, fetch_split_files,
+                                 numbered_fields)
 
 from .layout import (CalibrationError, Camera, DatasetError, DatasetLayout, LayoutError, image_size,
                      read_calibration_json)
@@ -204,17 +205,13 @@ def read_cityscapes_test_list(path) -> list:
         raise SplitError(f"Cityscapes test list {path} does not exist: run "
                          f"`{FETCH_CITYSCAPES_HINT}` or pass --eval_split <folder with test_files.txt>.")
     samples = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            match = re.fullmatch(r"(.+)_(\d{6})_(\d{6})", parts[-1]) if len(parts) == 2 else None
-            if match is None or match.group(1) != parts[0]:
-                raise SplitError(f"{path}:{number}: malformed line {line.strip()!r}; expected "
-                                 f"'<city> <city>_<seq:06d>_<frame:06d>', e.g. "
-                                 f"'leverkusen leverkusen_000039_000019'.")
-            samples.append(Sample(f"test/{parts[0]}/{match.group(2)}", int(match.group(3)), "l"))
+    for number, line, parts in numbered_fields(path):
+        match = re.fullmatch(r"(.+)_(\d{6})_(\d{6})", parts[-1]) if len(parts) == 2 else None
+        if match is None or match.group(1) != parts[0]:
+            raise SplitError(f"{path}:{number}: malformed line {line.strip()!r}; expected "
+                             f"'<city> <city>_<seq:06d>_<frame:06d>', e.g. "
+                             f"'leverkusen leverkusen_000039_000019'.")
+        samples.append(Sample(f"test/{parts[0]}/{match.group(2)}", int(match.group(3)), "l"))
     if not samples:
         raise SplitError(f"Cityscapes test list {path} lists no images.")
     return samples

@@ -83,6 +83,16 @@ def split_file(split: str, name: str) -> Path:
     return path
 
 
+def numbered_fields(path: str | os.PathLike):
+    """(line number from 1, line, its whitespace-split fields) for every non-blank line of a
+    list file: what split readers need to name a malformed line."""
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            parts = line.split()
+            if parts:
+                yield number, line, parts
+
+
 def read_split_file(path: str | os.PathLike, require_side: bool = True,
                     named_frames: bool = False) -> list[Sample]:
     """Parse a split file -> samples. A malformed line raises naming the file and line number.
@@ -93,23 +103,19 @@ def read_split_file(path: str | os.PathLike, require_side: bool = True,
         hint = f" Fetch the KITTI lists with `{FETCH_HINT}`." if path.parent.name in KITTI_SPLIT_NAMES else ""
         raise SplitError(f"Split file {path} does not exist.{hint}")
     samples = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            ok = len(parts) == 3 or (not require_side and len(parts) == 2)
-            if ok:
-                frame = frame_token(parts[1])
-                ok = named_frames or isinstance(frame, int)
-            if ok and len(parts) == 3 and parts[2] not in ("l", "r"):
-                ok = False
-            if not ok:
-                raise SplitError(f"{path}:{number}: malformed line {line.strip()!r}; expected "
-                                 f"'<folder> <frame_index> <l|r>', e.g. "
-                                 f"'2011_09_26/2011_09_26_drive_0002_sync 69 l' (or "
-                                 f"'<sequence> <name> <l|r>' for --dataset stereo).")
-            samples.append(Sample(parts[0], frame, parts[2] if len(parts) == 3 else "l"))
+    for number, line, parts in numbered_fields(path):
+        ok = len(parts) == 3 or (not require_side and len(parts) == 2)
+        if ok:
+            frame = frame_token(parts[1])
+            ok = named_frames or isinstance(frame, int)
+        if ok and len(parts) == 3 and parts[2] not in ("l", "r"):
+            ok = False
+        if not ok:
+            raise SplitError(f"{path}:{number}: malformed line {line.strip()!r}; expected "
+                             f"'<folder> <frame_index> <l|r>', e.g. "
+                             f"'2011_09_26/2011_09_26_drive_0002_sync 69 l' (or "
+                             f"'<sequence> <name> <l|r>' for --dataset stereo).")
+        samples.append(Sample(parts[0], frame, parts[2] if len(parts) == 3 else "l"))
     if not samples:
         raise SplitError(f"Split file {path} lists no samples.")
     return samples
