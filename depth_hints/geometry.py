@@ -38,14 +38,20 @@ def _float32_math(device: torch.device):
     return torch.autocast(device.type, enabled=False)
 
 
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """float16 / bfloat16 / float32 -> float32; float64 stays float64 (the tests' reference)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def backproject(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
     """Depth [B,1,H,W] and inverse intrinsics [B,4,4] -> homogeneous camera points [B,4,H*W],
-    float32 whatever the input dtype (a bf16 pixel grid is whole pixels off past x = 256)."""
+    float32 whatever the input dtype (a bf16 pixel grid is whole pixels off past x = 256);
+    float64 for float64 depth."""
     batch, _, height, width = depth.shape
     with _float32_math(depth.device):
-        depth = depth.float()
-        pix = pixel_grid(height, width, depth.device, torch.float32)
-        rays = inv_K[:, :3, :3].float() @ pix  # [B,3,HW]
+        depth = _at_least_float32(depth)
+        pix = pixel_grid(height, width, depth.device, depth.dtype)
+        rays = inv_K[:, :3, :3].to(depth.dtype) @ pix  # [B,3,HW]
         cam_points = rays * depth.reshape(batch, 1, -1)
         ones = torch.ones_like(cam_points[:, :1])
         return torch.cat([cam_points, ones], 1)
@@ -55,10 +61,11 @@ def project(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int,
             eps: float = 1e-7) -> torch.Tensor:
     """Points [B,4,H*W] in the source frame, K [B,4,4], T [B,4,4] (source->target camera)
     -> grid_sample coordinates [B,H,W,2] in [-1, 1] (align_corners=True convention), computed
-    in float32 whatever the input dtype."""
+    in float32 whatever the input dtype (float64 for float64 points)."""
     with _float32_math(points.device):
-        P = (K.float() @ T.float())[:, :3, :]
-        cam = P @ points.float()
+        points = _at_least_float32(points)
+        P = (K.to(points.dtype) @ T.to(points.dtype))[:, :3, :]
+        cam = P @ points
         pix = cam[:, :2] / (cam[:, 2:3] + eps)
         pix = pix.reshape(-1, 2, height, width).permute(0, 2, 3, 1)
         scale = pix.new_tensor([width - 1, height - 1])
@@ -72,7 +79,7 @@ def warp(image: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, inv_K: torch
     height, width = depth.shape[-2:]
     grid = project(backproject(depth, inv_K), K, T, height, width)
     with _float32_math(image.device):
-        return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",
+        return F.grid_sample(_at_least_float32(image).to(grid.dtype), grid, mode="bilinear", padding_mode="border",
                              align_corners=True)
 
 
