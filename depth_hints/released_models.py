@@ -143,7 +143,8 @@ def table() -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines + [
         "Numbers: the authors' KITTI Eigen split (raw LiDAR, 80 m cap; stereo-trained models with "
-        "--eval_stereo, mono with median scaling), not re-measured here.",
+        "--eval_stereo, mono with median scaling), not re-measured here. layers ?: not "
+        "published, read from encoder.pth.",
         f"Cache: {cache_dir()}"])
 
 
@@ -222,7 +223,11 @@ def _fetch(name: str, url: str, md5: str | None, target: Path, record: Path, man
     a temporary folder beside ``target``, check it (``unpack(download, tmp) -> the checked
     result in tmp``) and rename it to ``target``."""
     root = target.parent
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReleasedModelError(f"Cannot create the model cache {root} ({e.strerror}); set "
+                                 f"$TORCH_HOME to a writable folder.") from None
     with file_lock(root / f"{name}.lock") as locked:
         if is_complete(target):
             return target

@@ -157,6 +157,16 @@ def test_download_unpacks_checks_and_caches(registry, server, release):
     assert len(server.requests) == 1
 
 
+def test_an_interrupted_download_is_never_taken_for_a_model(registry, server, release):
+    """A killed process leaves its temporary folder (a complete-looking weights folder inside):
+    it is not a cache entry, and the next download removes it."""
+    stale = rm.cache_dir() / "tiny.tmp0ld" / "model"
+    _write_folder(str(stale), release[0])
+    assert rm.cached_model("tiny") is None
+    assert rm.fetch_model("tiny", progress=False) == str(rm.cache_dir() / "tiny")
+    assert len(server.requests) == 1 and _cache_entries() == ["tiny", "tiny.zip.sha256"]
+
+
 def test_published_md5_is_checked(registry, server, release):
     registry(md5="0" * 32)
     with pytest.raises(rm.ReleasedModelError, match=f"{server.url}/tiny/models.zip: md5 .* != expected 0{{32}}"):
