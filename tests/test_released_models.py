@@ -388,3 +388,49 @@ def test_the_registry_holds_the_published_facts():
     assert rm.MODELS["mono+stereo_640x192"].url.endswith("/monodepth2/mono%2Bstereo_640x192.zip")
     assert rm.MODELS["DH-HR-Mono+Stereo"].url.endswith("/DH-HR-Mono%2BStereo/models.zip")
     assert not rm.MODELS["stereo_no_pt_640x192"].imagenet
+
+
+def _gt_npz(path, depths):
+    data = np.empty(len(depths), dtype=object)
+    for i, depth in enumerate(depths):
+        data[i] = np.asarray(depth, np.float32)
+    np.savez_compressed(path, data=data)
+
+
+def test_evaluate_depth_by_name_equals_by_path(registry, server, release, tmp_path):
+    """The README's one-line commands: --ext_disp_to_eval NAME and --pretrained NAME give the
+    metrics of the same predictions / weights given by path."""
+    import evaluate_depth
+    split = tmp_path / "mini"
+    split.mkdir()
+    rng = np.random.default_rng(2)
+    lines = []
+    for i in range(2):
+        image = tmp_path / "kitti" / "2011_09_26" / "2011_09_26_drive_0001_sync" / "image_02" / "data" / f"{i:010d}.png"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 120, 3), dtype=np.uint8)).save(image)
+        lines.append(f"2011_09_26/2011_09_26_drive_0001_sync {i} l\n")
+    (split / "test_files.txt").write_text("".join(lines))
+    _gt_npz(split / "gt_depths.npz", [rng.uniform(5, 50, (40, 120)) for _ in lines])
+    disps = rng.uniform(0.01, 0.2, (2, 8, 24)).astype(np.float32)
+    np.save(tmp_path / "d.npy", disps)
+    buffer = io.BytesIO()
+    np.save(buffer, disps)
+    server.files["/tiny/disps_eigen_split.npy"] = buffer.getvalue()
+    folder = tmp_path / "by_hand"
+    _write_folder(str(folder), release[0])
+
+    def metrics(*argv):
+        out = tmp_path / "m.json"
+        assert evaluate_depth.main([*map(str, argv), "--eval_split", str(split), "--eval_stereo",
+                                    "--data_path", str(tmp_path / "kitti"), "--png",
+                                    "--num_workers", "0", "--no_cuda", "--output_json", str(out)]) == 0
+        result = json.loads(out.read_text())
+        return {k: result[k] for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "n")}
+
+    by_name = metrics("--ext_disp_to_eval", "tiny")
+    assert by_name == metrics("--ext_disp_to_eval", tmp_path / "d.npy")
+    assert by_name["n"] == 2 and by_name["abs_rel"] > 0
+    model_by_name = metrics("--pretrained", "tiny")
+    assert model_by_name == metrics("--load_weights_folder", folder)
+    assert model_by_name["abs_rel"] != by_name["abs_rel"]
