@@ -434,3 +434,19 @@ def test_evaluate_depth_by_name_equals_by_path(registry, server, release, tmp_pa
     model_by_name = metrics("--pretrained", "tiny")
     assert model_by_name == metrics("--load_weights_folder", folder)
     assert model_by_name["abs_rel"] != by_name["abs_rel"]
+
+
+def test_train_fine_tunes_from_a_released_model(registry, release, tiny_kitti):
+    """train.py --pretrained NAME: the networks start from the released weights."""
+    from depth_hints.trainer import Trainer
+    args = ["--data_path", tiny_kitti, "--split", os.path.join(tiny_kitti, "split"), "--png",
+            "--height", "64", "--width", "192", "--batch_size", "2", "--num_workers", "0",
+            "--weights_init", "scratch", "--log_dir", os.path.join(tiny_kitti, "logs"),
+            "--model_name", "ft", "--no_val", "--no_cuda", "--frame_ids", "0", "--use_stereo",
+            "--pretrained", "tiny"]
+    trainer = Trainer(parse_train(args))
+    released = torch.load(io.BytesIO(release[0]["encoder.pth"]), weights_only=True)
+    encoder = trainer.model.nets["encoder"].state_dict()
+    assert all(torch.equal(encoder[k], released[k]) for k in encoder)
+    saved = json.load(open(os.path.join(trainer.models_dir, "opt.json")))
+    assert saved["pretrained"] == "tiny" and saved["load_weights_folder"] == str(rm.cache_dir() / "tiny")
