@@ -1,4 +1,5 @@
-"""Evaluate depth predictions on KITTI: `python evaluate_depth.py --load_weights_folder W --eval_stereo`.
+"""Evaluate depth predictions on KITTI: `python evaluate_depth.py --load_weights_folder W --eval_stereo`
+(a released model: `--pretrained NAME`; its released predictions: `--ext_disp_to_eval NAME`).
 
 Flags: depth_hints/options.py (evaluate_parser). Logic: depth_hints/evaluation.py.
 """

@@ -38,6 +38,7 @@ setup(
             "depth-hints-test-simple=test_simple:main",
             "depth-hints-evaluate-pose=evaluate_pose:main",
             "depth-hints-export=depth_hints.export:main",
+            "depth-hints-models=depth_hints.released_models:main",
         ]
     },
 )

@@ -1,5 +1,6 @@
 """Predict depth for an image, a folder of images or a video:
-`python test_simple.py --image_path assets/test_image.jpg --model_path <weights folder>`.
+`python test_simple.py --image_path assets/test_image.jpg --model_path <weights folder>`
+(or `--pretrained DH-HR-Resnet50`, a released model by name; `--pretrained list`).
 
 Flags: depth_hints/options.py (test_simple_parser). Logic: depth_hints/inference.py.
 """

@@ -130,6 +130,19 @@ def load_depth_model(folder: str, device=None):
     return encoder.to(device).eval(), decoder.to(device).eval(), info
 
 
+def load_pose_networks(folder: str, device=None):
+    """A separate-ResNet pose network from ``pose_encoder.pth`` (ResNet over 2 stacked frames)
+    and ``pose.pth`` (PoseDecoder for 1 frame pair) -> (encoder, decoder), loaded strictly, in
+    eval mode on ``device``."""
+    encoder_state = load_state(folder, "pose_encoder")
+    encoder = networks.ResnetEncoder(infer_num_layers(encoder_state), False, num_input_images=2)
+    encoder.load_state_dict(encoder_state)
+    decoder = networks.PoseDecoder(encoder.num_ch_enc, 1, 2)
+    decoder.load_state_dict(load_state(folder, "pose"))
+    device = device or torch.device("cpu")
+    return encoder.to(device).eval(), decoder.to(device).eval()
+
+
 def load_into(model: torch.nn.Module, folder: str, name: str, strict: bool = False) -> list:
     """Load ``<folder>/<name>.pth`` into ``model``; returns the skipped tensors' descriptions.
 

@@ -51,6 +51,26 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="folder of encoder.pth, depth.pth [, pose_encoder.pth, pose.pth]")
 
 
+class _PretrainedAction(argparse.Action):
+    """``--pretrained list`` prints the released models and exits (as --help does, before the
+    required flags are checked); any other value is stored."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values == "list":
+            from depth_hints.released_models import table
+            print(table())
+            parser.exit(0)
+        setattr(namespace, self.dest, values)
+
+
+def _add_pretrained_flag(p: argparse.ArgumentParser, instead_of: str) -> None:
+    p.add_argument("--pretrained", type=str, default=None, action=_PretrainedAction, metavar="NAME",
+                   help=f"a released monodepth2 / Depth Hints model by name (e.g. DH-HR-Resnet50, "
+                        f"mono+stereo_640x192), downloaded, checked and cached in the torch hub "
+                        f"folder on first use, instead of {instead_of}; `--pretrained list` "
+                        f"prints them")
+
+
 def train_parser() -> argparse.ArgumentParser:
     """Flags of ``train.py``."""
     p = argparse.ArgumentParser(description="Train a monocular depth network (Depth Hints).")
@@ -88,6 +108,7 @@ def train_parser() -> argparse.ArgumentParser:
                    choices=("posecnn", "separate_resnet", "shared"), help="pose network")
     p.add_argument("--models_to_load", nargs="+", type=str,
                    default=["encoder", "depth", "pose_encoder", "pose"], help="models to load")
+    _add_pretrained_flag(p, "--load_weights_folder (fine-tuning)")
     p.add_argument("--log_frequency", type=int, default=250, help="steps between tensorboard logs")
     p.add_argument("--save_frequency", type=int, default=1, help="epochs between checkpoints")
     p.add_argument("--use_depth_hints", action="store_true",
@@ -138,7 +159,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
                    help="multiply predicted depths by this (with --eval_stereo: instead of the "
                         "recorded factor)")
     p.add_argument("--ext_disp_to_eval", type=str, default=None,
-                   help=".npy of precomputed disparities to evaluate")
+                   help=".npy of precomputed disparities to evaluate, or the name of a released "
+                        "model whose Eigen predictions are fetched (e.g. DH-HR-Resnet50)")
+    _add_pretrained_flag(p, "--load_weights_folder")
     p.add_argument("--eval_split", type=str, default="eigen",
                    help=f"one of {', '.join(EVAL_SPLITS)}, or a folder with test_files.txt")
     p.add_argument("--save_pred_disps", action="store_true", help="save the predicted disparities")
@@ -200,9 +223,10 @@ def test_simple_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Predict depth for images, a folder or a video.")
     p.add_argument("--image_path", type=str, required=True,
                    help="an image, a folder of images or a video file")
-    p.add_argument("--model_path", type=str, required=True,
+    p.add_argument("--model_path", type=str, default=None,
                    help="a weights folder, or a model exported by depth-hints-export (.onnx or "
                         "TorchScript)")
+    _add_pretrained_flag(p, "--model_path")
     p.add_argument("--ext", type=str, default="jpg", help="image extension to search folders for")
     p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is present")
     p.add_argument("--pred_metric_depth", action="store_true",
@@ -221,8 +245,9 @@ def export_parser() -> argparse.ArgumentParser:
     """Flags of ``scripts/export_model.py`` / ``depth-hints-export``."""
     p = argparse.ArgumentParser(description="Export encoder + depth decoder as one ONNX or "
                                             "TorchScript graph.")
-    p.add_argument("--load_weights_folder", type=str, required=True,
+    p.add_argument("--load_weights_folder", type=str, default=None,
                    help="weights folder (ours or a released monodepth2 / Depth Hints one)")
+    _add_pretrained_flag(p, "--load_weights_folder")
     p.add_argument("--format", type=str, default="onnx", choices=("onnx", "torchscript"))
     p.add_argument("--height", type=int, default=None,
                    help="input height, a multiple of 32 (default: the trained height)")
@@ -296,9 +321,31 @@ def parse_frame_ids(frame_ids: Sequence[str]) -> tuple:
     return tuple(out)
 
 
+def _resolve_pretrained(values: dict, folder_flag: str) -> dict:
+    """``--pretrained NAME`` -> its cached weights folder (downloaded and checked on first use)
+    as the value of ``folder_flag``; giving both is an error."""
+    name, key = values.get("pretrained"), folder_flag.lstrip("-")
+    if name is None:
+        return values
+    if values.get(key) is not None:
+        raise OptionsError(f"--pretrained {name} and {folder_flag} {values[key]} exclude each "
+                           f"other; give one of them.")
+    from depth_hints.released_models import fetch_model, get_model
+    get_model(name)  # an unknown name fails before anything else
+    return {**values, key: fetch_model(name)}
+
+
 def parse_train(argv: Sequence[str] | None = None):
-    """Parse and validate ``train.py`` flags -> TrainOptions."""
+    """Parse and validate ``train.py`` flags -> TrainOptions (``--pretrained NAME``: fine-tune
+    from the released model, fetched into ``--load_weights_folder``)."""
     values = vars(train_parser().parse_args(argv))
+    if values["pretrained"] is not None:
+        from depth_hints.released_models import cached_manifest
+        values = _resolve_pretrained(values, "--load_weights_folder")
+        layers = cached_manifest(values["pretrained"])["num_layers"]
+        if layers != values["num_layers"]:
+            raise OptionsError(f"--pretrained {values['pretrained']} is a ResNet{layers}: add "
+                               f"--num_layers {layers} (now {values['num_layers']}).")
     return train_options_from_dict(values)
 
 
@@ -358,9 +405,17 @@ def parse_evaluate(argv: Sequence[str] | None = None):
     if values["eval_stereo"] == values["eval_mono"]:
         raise OptionsError("Choose exactly one of --eval_stereo (stereo-trained: x5.4, no median "
                            "scaling) and --eval_mono (mono-trained: median scaling).")
-    if values["ext_disp_to_eval"] is None and values["load_weights_folder"] is None:
-        raise OptionsError("Nothing to evaluate: give --load_weights_folder or --ext_disp_to_eval.")
+    if values["ext_disp_to_eval"] is None and values["load_weights_folder"] is None \
+            and values["pretrained"] is None:
+        raise OptionsError("Nothing to evaluate: give --load_weights_folder, --pretrained NAME or "
+                           "--ext_disp_to_eval.")
     _check_size(values["height"], values["width"])
+    values = _resolve_pretrained(values, "--load_weights_folder")
+    ext = values["ext_disp_to_eval"]
+    if ext is not None and not os.path.exists(ext):
+        from depth_hints.released_models import MODELS, fetch_predictions
+        if ext in MODELS:  # a released model's name: its Eigen predictions, fetched once
+            values["ext_disp_to_eval"] = fetch_predictions(ext)
     return _freeze(EvaluateOptions, values)
 
 
@@ -378,15 +433,23 @@ def parse_precompute(argv: Sequence[str] | None = None):
 
 
 def parse_test_simple(argv: Sequence[str] | None = None):
-    """Parse ``test_simple.py`` flags -> TestSimpleOptions."""
-    return _freeze(TestSimpleOptions, vars(test_simple_parser().parse_args(argv)))
+    """Parse ``test_simple.py`` flags -> TestSimpleOptions (``--pretrained NAME`` becomes the
+    cached folder in ``model_path``)."""
+    values = vars(test_simple_parser().parse_args(argv))
+    if values["model_path"] is None and values["pretrained"] is None:
+        raise OptionsError("Give the model: --model_path <weights folder or exported file> or "
+                           "--pretrained NAME (`--pretrained list` prints the released ones).")
+    return _freeze(TestSimpleOptions, _resolve_pretrained(values, "--model_path"))
 
 
 def parse_export(argv: Sequence[str] | None = None):
     """Parse ``depth-hints-export`` flags -> ExportOptions; sizes must be multiples of 32."""
     values = vars(export_parser().parse_args(argv))
     _check_size(*(32 if values[k] is None else values[k] for k in ("height", "width")))
-    return _freeze(ExportOptions, values)
+    if values["load_weights_folder"] is None and values["pretrained"] is None:
+        raise OptionsError("Give the model: --load_weights_folder <weights folder> or "
+                           "--pretrained NAME (`--pretrained list` prints the released ones).")
+    return _freeze(ExportOptions, _resolve_pretrained(values, "--load_weights_folder"))
 
 
 def parse_evaluate_pose(argv: Sequence[str] | None = None):

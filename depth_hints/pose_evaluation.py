@@ -129,19 +129,13 @@ def load_pose_model(folder: str, pose_model_type: str = "separate_resnet", devic
     ``separate_resnet``: pose_encoder.pth (ResNet, 2 input images) + pose.pth (PoseDecoder);
     ``posecnn``: pose.pth (PoseCNN over 2 frames)."""
     import networks
-    from depth_hints.checkpoints import infer_num_layers, load_state
+    from depth_hints.checkpoints import load_pose_networks, load_state
 
     device = device or torch.device("cpu")
     if not os.path.isdir(folder):
         raise PoseEvaluationError(f"Weights folder {folder!r} does not exist (--load_weights_folder).")
     if pose_model_type == "separate_resnet":
-        encoder_state = load_state(folder, "pose_encoder")
-        encoder = networks.ResnetEncoder(infer_num_layers(encoder_state), False, num_input_images=2)
-        encoder.load_state_dict(encoder_state)
-        decoder = networks.PoseDecoder(encoder.num_ch_enc, 1, 2)
-        decoder.load_state_dict(load_state(folder, "pose"))
-        encoder.to(device).eval()
-        decoder.to(device).eval()
+        encoder, decoder = load_pose_networks(folder, device)
 
         def predict(pairs):
             return decoder([encoder(pairs)])

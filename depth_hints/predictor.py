@@ -2,6 +2,7 @@
 
     from depth_hints import DepthPredictor
     predictor = DepthPredictor.from_folder("weights_19")      # or .from_onnx("model.onnx")
+    predictor = DepthPredictor.from_pretrained("DH-HR-Resnet50")  # a released model, cached
     result = predictor.predict(image)   # HxWx3 uint8 array, PIL image, path, or a list of them
     result.disp, result.depth           # [H, W] at the input's size; depth in metres or None
 
@@ -93,6 +94,13 @@ class DepthPredictor:
         else:
             run = _torch_runner(graph, device)
         return cls(run, metadata, backend, folder)
+
+    @classmethod
+    def from_pretrained(cls, name: str, device=None, backend: str = "auto") -> "DepthPredictor":
+        """A released monodepth2 / Depth Hints model by name (``depth-hints-models`` lists
+        them), downloaded, checked and cached on first use (``depth_hints.released_models``)."""
+        from depth_hints.released_models import fetch_model
+        return cls.from_folder(fetch_model(name), device, backend)
 
     @classmethod
     def from_onnx(cls, path: str, device=None) -> "DepthPredictor":

@@ -6,11 +6,9 @@ are downloaded from a pinned public commit and checked against sha256 sums, neve
 """
 from __future__ import annotations
 
-from depth_hints.atomic import atomic_write
+from depth_hints.download import download, sha256_of
 from depth_hints.errors import DepthHintsError
-import hashlib
 import os
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,15 +119,6 @@ def read_split_file(path: str | os.PathLike, require_side: bool = True,
     return samples
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_split_files(files: dict, out_dir: str | os.PathLike = PROJECT_SPLITS_DIR, names=None,
                       timeout: float = 20.0, opener=urllib.request.urlopen) -> list[Path]:
     """Download third-party split lists ``files`` ({relative path: (base url, sha256)}) into
@@ -146,18 +135,8 @@ def fetch_split_files(files: dict, out_dir: str | os.PathLike = PROJECT_SPLITS_D
         if target.is_file() and sha256_of(target) == sha:
             written.append(target)
             continue
-        url = base + rel
-        try:
-            with opener(url, timeout=timeout) as response:
-                data = response.read()
-        except (urllib.error.URLError, OSError) as e:
-            raise SplitError(f"Could not download {url} ({e}). Check the network, or copy the "
-                             f"split lists into {out_dir} by hand.") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha:
-            raise SplitError(f"{url}: sha256 {actual} != expected {sha}; not saved.")
-        with atomic_write(target, "wb") as f:
-            f.write(data)
+        download(base + rel, target, sha256=sha, error=SplitError, timeout=timeout, opener=opener,
+                 manual=f"Check the network, or copy the split lists into {out_dir} by hand.")
         written.append(target)
     return written
 

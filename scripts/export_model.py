@@ -4,6 +4,7 @@
     python scripts/export_model.py --load_weights_folder W --format onnx --out model.onnx \\
         [--height 192 --width 640] [--metric] [--dynamic_size]
 
+``--pretrained NAME`` exports a released model instead of ``--load_weights_folder``.
 Flags: depth_hints/options.py (export_parser). Logic: depth_hints/export.py.
 """
 from __future__ import annotations

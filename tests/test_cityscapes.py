@@ -4,6 +4,7 @@ hints, a training step, the evaluation's crop and scaling on hand-made ground tr
 ManyDepth test list, and bad inputs."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -228,21 +229,11 @@ def test_manydepth_test_list_from_shared_and_its_fetch(tmp_path):
     assert sha256_of(SHARED_LIST) == sha and rel == "cityscapes/test_files.txt"
     assert "a36212bda725438c0b96ce0793a92f9c148914bf" in base
 
-    class Local:
-        def __init__(self, url, timeout):
-            assert url == base + rel
-            self.data = SHARED_LIST.read_bytes()
+    def local(url, timeout):
+        assert url == base + rel
+        return io.BytesIO(SHARED_LIST.read_bytes())
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def read(self):
-            return self.data
-
-    written = fetch_cityscapes_split(tmp_path, opener=Local)
+    written = fetch_cityscapes_split(tmp_path, opener=local)
     assert written == [tmp_path / rel] and sha256_of(written[0]) == sha
 
 
