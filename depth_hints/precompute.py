@@ -38,7 +38,8 @@ import signal
 import sys
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import (FIRST_COMPLETED, BrokenExecutor, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from typing import Mapping, Optional
 
 import cv2
@@ -432,23 +433,41 @@ def _write_report(path: str, options, summary: PrecomputeSummary, samples, resul
 
 
 def _bounded_map(executor, tasks, window: int):
-    """Run (fn, *args) tasks on ``executor`` with at most ``window`` pending; yield results in
-    completion order."""
-    pending = set()
+    """Run (index, fn, *args) tasks on ``executor`` with at most ``window`` pending; yield
+    results in completion order. A pool whose worker process died raises WorkerDied with the
+    indices in flight."""
+    pending = {}
     try:
-        for fn, *args in tasks:
-            pending.add(executor.submit(fn, *args))
-            if len(pending) >= window:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        def finished(done):
+            broken = []
             for future in done:
-                yield future.result()
+                index = pending.pop(future)
+                if isinstance(future.exception(), BrokenExecutor):
+                    broken.append(index)
+                else:
+                    yield future.result()
+            if broken:
+                raise WorkerDied(sorted(broken + list(pending.values())))
+
+        for index, fn, *args in tasks:
+            pending[executor.submit(fn, *args)] = index
+            if len(pending) >= window:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                yield from finished(done)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            yield from finished(done)
     finally:
         for future in pending:
             future.cancel()
+
+
+class WorkerDied(Exception):
+    """A worker process of the pool died (killed: the out-of-memory killer, a signal)."""
+
+    def __init__(self, in_flight: list):
+        super().__init__(in_flight)
+        self.in_flight = in_flight  # indices of the frames it may have been computing
 
 
 class _one_library_thread:
@@ -464,6 +483,19 @@ class _one_library_thread:
     def __exit__(self, *exc):
         torch.set_num_threads(self.saved[0])
         cv2.setNumThreads(self.saved[1])
+
+
+def _worker_died_error(in_flight: list, samples: list, results: list, options) -> PrecomputeError:
+    """The one-line error of a run whose worker process died: the frames in flight, what is
+    kept, and what to do."""
+    names = [f"{samples[i].folder} {samples[i].frame_index} {samples[i].side}" for i in in_flight]
+    shown = "; ".join(names[:8]) + (f"; ... ({len(names)} in all)" if len(names) > 8 else "")
+    written = sum(r is not None and r.status == "computed" for r in results)  # and done
+    return PrecomputeError(
+        f"a worker process died (killed by a signal, e.g. the out-of-memory killer) while the "
+        f"pool had these frames in flight: {shown}. The {written} hints computed before it "
+        f"are kept in {options.save_path}; re-run the same command to resume, with fewer "
+        f"--num_workers (each holds a frame and its 12 candidate maps) or more memory.")
 
 
 def precompute(options, progress: bool = True, verbose: bool = True,
@@ -531,7 +563,7 @@ def precompute(options, progress: bool = True, verbose: bool = True,
             parallelism = f"in-process, {threads} thread{'s' * (threads > 1)}"
             with _one_library_thread(), ThreadPoolExecutor(threads) as executor:
                 # At most 2 x threads frames in flight: the queue the one picker drains.
-                tasks = ((process_frame, job, index, sample)
+                tasks = ((index, process_frame, job, index, sample)
                          for index, sample in enumerate(samples))
                 for outcome in _bounded_map(executor, tasks, window=2 * threads):
                     collect(outcome)
@@ -541,10 +573,16 @@ def precompute(options, progress: bool = True, verbose: bool = True,
             parallelism = f"{workers} worker process{'es' * (workers > 1)}"
             if workers < options.num_workers:
                 parallelism += f" (--num_workers {options.num_workers} capped to the cores)"
-            context = worker_pool.pool_context()
-            with context.Pool(workers, initializer=_init_worker, initargs=(job, samples)) as pool:
-                for outcome in pool.imap_unordered(_worker_task, range(len(samples)), chunksize=1):
+            # A worker killed mid-frame (the OOM killer) breaks the executor, which then fails
+            # every frame in flight: the run stops with their names instead of hanging.
+            with ProcessPoolExecutor(workers, mp_context=worker_pool.pool_context(),
+                                     initializer=_init_worker,
+                                     initargs=(job, samples)) as executor:
+                tasks = ((index, _worker_task, index) for index in range(len(samples)))
+                for outcome in _bounded_map(executor, tasks, window=2 * workers):
                     collect(outcome)
+    except WorkerDied as died:
+        raise _worker_died_error(died.in_flight, samples, results, options) from None
     finally:
         bar.close()
     if one_picker:
