@@ -182,8 +182,13 @@ def precompute_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=str, default=None,
                    help="I/N (0-based): compute only shard I of N, the frames i of the sorted "
                         "split with i %% N == I (shards share only --save_path). Default: from "
-                        "SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else torchrun's RANK / "
-                        "WORLD_SIZE, when set; else every frame")
+                        "a SLURM array (SLURM_ARRAY_TASK_ID, see --num_shards), else every "
+                        "frame. Under torchrun each rank takes part RANK of WORLD_SIZE of it")
+    p.add_argument("--num_shards", type=int, default=None,
+                   help="in a SLURM array: the number of shards N; each task computes shard "
+                        "SLURM_ARRAY_TASK_ID of N, so the array is --array=0-<N-1> and failed "
+                        "ids can be resubmitted alone (--array=3,11). Without it the array must "
+                        "be 0..COUNT-1")
     p.add_argument("--verify", action="store_true",
                    help="compute nothing: check that every hint file of the split exists, "
                         "loads, is --height x --width, finite and non-negative; print a "

@@ -587,7 +587,7 @@ def precompute(options, progress: bool = True, verbose: bool = True,
         bar.close()
     if one_picker:
         parallelism += f"; pick on {device} in the main process"
-    if shard.count > 1:
+    if not shard.whole:
         parallelism = f"{shard.describe()}; {parallelism}"
 
     done = [r for r in results if r is not None]
@@ -615,16 +615,28 @@ def precompute(options, progress: bool = True, verbose: bool = True,
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """Shard ``index`` of ``count`` (0-based) and what chose it (a flag or variables)."""
+    """Shard ``index`` of ``count`` (0-based) and what chose it (a flag or variables); ``part``
+    (i, n): this process does part i of n of that shard (torchrun's ranks inside it)."""
     index: int = 0
     count: int = 1
     source: str = ""
+    part: tuple = (0, 1)
+
+    @property
+    def whole(self) -> bool:
+        return self.count == 1 and self.part[1] == 1
 
     def describe(self) -> str:
-        """'shard 1/4 (SLURM_ARRAY_TASK_ID)', or '' for the whole split."""
-        if self.count == 1:
-            return ""
-        return f"shard {self.index}/{self.count}" + (f" from {self.source}" if self.source else "")
+        """'shard 1/4 from SLURM_ARRAY_TASK_ID, part 0/2 of it from RANK/WORLD_SIZE', or ''
+        for the whole split."""
+        out = []
+        if self.count > 1:
+            out.append(f"shard {self.index}/{self.count}"
+                       + (f" from {self.source}" if self.source else ""))
+        if self.part[1] > 1:
+            out.append(f"part {self.part[0]}/{self.part[1]} of "
+                       f"{'it' if out else 'the split'} from RANK/WORLD_SIZE")
+        return ", ".join(out)
 
 
 def _integer_variable(environ: Mapping, name: str, fix: str) -> int:
@@ -638,34 +650,64 @@ def _integer_variable(environ: Mapping, name: str, fix: str) -> int:
         raise PrecomputeError(f"{name}={value!r} is not an integer: {fix}.") from None
 
 
-def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None) -> Shard:
-    """This process's shard: ``--shard I/N`` (0-based); else, when set, a SLURM array task
-    (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN, over SLURM_ARRAY_TASK_STEP, of
-    SLURM_ARRAY_TASK_COUNT); else torchrun's RANK of WORLD_SIZE; else the whole split (0/1).
-    A bad value raises PrecomputeError naming the flag or the variable."""
+_ARRAY_FIX = ("submit the array as --array=0-<N-1> with --num_shards N (see "
+              "scripts/slurm/precompute_array.sbatch) or pass --shard I/N")
+
+
+def _array_shard(environ: Mapping, num_shards: Optional[int]) -> tuple:
+    """(index, count) of a SLURM array task. With --num_shards N the task id is the shard
+    index (0..N-1), so any subset of ids can be resubmitted; without it the array must be
+    exactly 0..COUNT-1 (a first submission), as a resubmission of some ids cannot be told
+    from a smaller array."""
+    task = _integer_variable(environ, "SLURM_ARRAY_TASK_ID", _ARRAY_FIX)
+    last = (_integer_variable(environ, "SLURM_ARRAY_TASK_MAX", _ARRAY_FIX)
+            if "SLURM_ARRAY_TASK_MAX" in environ else None)
+    if num_shards is not None:
+        for name, value in (("SLURM_ARRAY_TASK_ID", task), ("SLURM_ARRAY_TASK_MAX", last)):
+            if value is not None and not 0 <= value < num_shards:
+                raise PrecomputeError(f"{name}={value} with --num_shards {num_shards}: the "
+                                      f"array's task ids are the shard ids 0..{num_shards - 1} "
+                                      f"(--array=0-{num_shards - 1}, or some of those ids).")
+        return task, num_shards
+    count = _integer_variable(environ, "SLURM_ARRAY_TASK_COUNT", _ARRAY_FIX)
+    first = (_integer_variable(environ, "SLURM_ARRAY_TASK_MIN", _ARRAY_FIX)
+             if "SLURM_ARRAY_TASK_MIN" in environ else 0)
+    step = (_integer_variable(environ, "SLURM_ARRAY_TASK_STEP", _ARRAY_FIX)
+            if "SLURM_ARRAY_TASK_STEP" in environ else 1)
+    if (first, step) != (0, 1) or last not in (None, count - 1) or not 0 <= task < count:
+        raise PrecomputeError(
+            f"SLURM array task {task} of an array of {count} from {first} to {last} (step "
+            f"{step}) is not one of 0..SLURM_ARRAY_TASK_COUNT-1, so its shard count is unknown "
+            f"(a resubmission of failed ids?): pass --num_shards N, the number of shards of the "
+            f"first submission (the task id is then the shard id), or --shard I/N.")
+    return task, count
+
+
+def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None,
+                  num_shards: Optional[int] = None) -> Shard:
+    """This process's shard. Precedence: ``--shard I/N`` (0-based); else a SLURM array task
+    (``_array_shard``: the task id of --num_shards N, or of SLURM_ARRAY_TASK_COUNT for an
+    array 0..COUNT-1); else the whole split. Under torchrun (WORLD_SIZE > 1) each rank then
+    takes part RANK of WORLD_SIZE of that shard (of the split when there is none), so ranks
+    never repeat each other's frames. A bad value raises PrecomputeError naming the flag or
+    the variable."""
     environ = os.environ if environ is None else environ
+    index, count, source = 0, 1, ""
+    if num_shards is not None and (num_shards < 1 or flag is not None
+                                   or "SLURM_ARRAY_TASK_ID" not in environ):
+        raise PrecomputeError(f"--num_shards {num_shards}: it gives the shard count of a SLURM "
+                              f"array (the task id is the shard id), so it needs a positive "
+                              f"count, SLURM_ARRAY_TASK_ID and no --shard; elsewhere pass "
+                              f"--shard I/N alone.")
     if flag is not None:
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", flag)
         if not match or not 0 <= int(match[1]) < int(match[2]):
             raise PrecomputeError(f"--shard {flag!r}: expected I/N with 0 <= I < N (0-based), "
                                   f"e.g. --shard 0/4 ... --shard 3/4 for four shards.")
-        return Shard(int(match[1]), int(match[2]), "--shard")
-    if "SLURM_ARRAY_TASK_ID" in environ:
-        fix = "submit the array as --array=0-<N-1> (see scripts/slurm/precompute_array.sbatch) " \
-              "or pass --shard I/N"
-        task = _integer_variable(environ, "SLURM_ARRAY_TASK_ID", fix)
-        count = _integer_variable(environ, "SLURM_ARRAY_TASK_COUNT", fix)
-        first = (_integer_variable(environ, "SLURM_ARRAY_TASK_MIN", fix)
-                 if "SLURM_ARRAY_TASK_MIN" in environ else 0)
-        step = (_integer_variable(environ, "SLURM_ARRAY_TASK_STEP", fix)
-                if "SLURM_ARRAY_TASK_STEP" in environ else 1)
-        offset = task - first
-        if count < 1 or step < 1 or offset % step or not 0 <= offset // step < count:
-            raise PrecomputeError(f"SLURM_ARRAY_TASK_ID={task} is not one of "
-                                  f"SLURM_ARRAY_TASK_COUNT={count} evenly spaced tasks from "
-                                  f"SLURM_ARRAY_TASK_MIN={first} in steps of "
-                                  f"SLURM_ARRAY_TASK_STEP={step}: {fix}.")
-        return Shard(offset // step, count, "SLURM_ARRAY_TASK_ID")
+        index, count, source = int(match[1]), int(match[2]), "--shard"
+    elif "SLURM_ARRAY_TASK_ID" in environ:
+        (index, count), source = _array_shard(environ, num_shards), "SLURM_ARRAY_TASK_ID"
+    part = (0, 1)
     if "WORLD_SIZE" in environ:
         fix = "start the processes with torchrun, or pass --shard I/N"
         rank = _integer_variable(environ, "RANK", fix)
@@ -673,18 +715,27 @@ def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None) -> Sha
         if not 0 <= rank < size:
             raise PrecomputeError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={size}): "
                                   f"{fix}.")
-        return Shard(rank, size, "RANK/WORLD_SIZE")
-    return Shard()
+        part = (rank, size)
+    if count == 1 and part[1] > 1:  # torchrun alone: its ranks are the shards
+        return Shard(part[0], part[1], "RANK/WORLD_SIZE")
+    return Shard(index, count, source, part)
+
+
+def _deal(samples: list, index: int, count: int) -> set:
+    ordered = sorted(set(samples), key=lambda s: (s.folder, s.frame_index, s.side))
+    return set(ordered[index::count])
 
 
 def shard_samples(samples: list, shard: Shard) -> list:
     """The frames of ``shard``: the i-th of the sorted unique frames (folder, frame, side)
     goes to shard i % count, so a shard's frames depend on the split alone (stable under
-    resume) and the shards partition the split. Kept in split order."""
-    if shard.count == 1:
+    resume) and the shards partition the split; its ``part`` is dealt the same way from the
+    shard's frames. Kept in split order."""
+    if shard.whole:
         return list(samples)
-    ordered = sorted(set(samples), key=lambda s: (s.folder, s.frame_index, s.side))
-    mine = set(ordered[shard.index::shard.count])
+    mine = _deal(samples, shard.index, shard.count) if shard.count > 1 else set(samples)
+    if shard.part[1] > 1:
+        mine = _deal(list(mine), *shard.part)
     return [s for s in samples if s in mine]
 
 
@@ -717,7 +768,7 @@ def split_samples(options) -> tuple:
     layout = make_layout(options.dataset, options.data_path,
                          img_ext=".png" if options.png else ".jpg",
                          sceneflow_pass=options.sceneflow_pass)
-    shard = resolve_shard(options.shard)
+    shard = resolve_shard(options.shard, num_shards=options.num_shards)
     return layout, shard_samples(_check_inputs(options, layout), shard), shard
 
 
@@ -732,7 +783,7 @@ def verify(options, progress: bool = True, verbose: bool = True,
                                      threads=threads or usable_cores(), progress=progress)
     if verbose:
         where = f"{options.save_path} ({options.width}x{options.height}"
-        where += f", {shard.describe()})" if shard.count > 1 else ")"
+        where += f", {shard.describe()})" if not shard.whole else ")"
         print(f"Verify depth hints in {where}: {verification.format()}")
         if not verification.ok:
             print("  -> run precompute_depth_hints.py with the same flags, without --verify: "

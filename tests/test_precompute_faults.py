@@ -70,3 +70,83 @@ def test_a_worker_killed_by_the_oom_killer_ends_the_run_with_one_line_keeping_th
                                     verbose=False)
     assert summary.ok and summary.skipped == len(written)
     assert summary.computed == len(frames) - len(written)
+
+
+# ----------------------------------------------------------------------------- shard sources
+
+def _frames(count=24):
+    from depth_hints.splits import Sample
+    return [Sample(f"drive_{i % 3}", i, "lr"[i % 2]) for i in range(count)]
+
+
+def _array(task, count, first=0, last=None, step=None):
+    """The variables SLURM sets in task ``task`` of an array."""
+    environ = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_COUNT": str(count),
+               "SLURM_ARRAY_TASK_MIN": str(first),
+               "SLURM_ARRAY_TASK_MAX": str(first + count - 1 if last is None else last)}
+    if step is not None:
+        environ["SLURM_ARRAY_TASK_STEP"] = str(step)
+    return environ
+
+
+def _parts(environs, flag=None, num_shards=None):
+    samples = _frames()
+    return [precompute.shard_samples(samples, precompute.resolve_shard(flag, env, num_shards))
+            for env in environs]
+
+
+def _partition(parts, samples):
+    flat = [s for part in parts for s in part]
+    return len(flat) == len(set(flat)) and set(flat) == set(samples)
+
+
+@pytest.mark.parametrize("flag", [None, "1/2"])
+def test_torchrun_inside_an_array_task_or_a_flag_shard_splits_that_shard_between_ranks(flag):
+    """Every local rank used to compute the same shard: the ranks now split their shard."""
+    outer = _array(1, 2) if flag is None else {}
+    whole_shard = _parts([outer], flag)[0]
+    ranks = [dict(outer, RANK=str(r), WORLD_SIZE="3", LOCAL_RANK=str(r)) for r in range(3)]
+    parts = _parts(ranks, flag)
+    assert all(parts) and _partition(parts, whole_shard)
+    described = precompute.resolve_shard(flag, ranks[2]).describe()
+    assert "2/3" in described and "RANK" in described
+
+
+def test_array_ids_are_shard_ids_with_num_shards_so_failed_ids_can_be_resubmitted():
+    """First submission --array=0-3, then only 1 and 3 again: the same frames each time."""
+    samples = _frames()
+    first = _parts([_array(t, 4) for t in range(4)], num_shards=4)
+    assert _partition(first, samples)
+    again = _parts([_array(1, 2, first=1, last=3), _array(3, 2, first=1, last=3)], num_shards=4)
+    assert again == [first[1], first[3]]
+    # without --num_shards the plain full array still works
+    assert _parts([_array(t, 4) for t in range(4)]) == first
+
+
+@pytest.mark.parametrize("environ", [
+    _array(11, 2, first=3, last=11),              # --array=3,11: a resubmission of two ids
+    _array(11, 2, first=3, last=11, step=8),      # ... even if SLURM calls it evenly spaced
+    _array(3, 1, first=3, last=3),                # --array=3: one failed id
+    _array(2, 4, first=1),                        # --array=1-4
+])
+def test_an_array_that_is_not_0_to_count_minus_1_needs_num_shards(environ):
+    with pytest.raises(precompute.PrecomputeError, match="--num_shards"):
+        precompute.resolve_shard(None, environ)
+
+
+@pytest.mark.parametrize("flag,environ,num_shards,named", [
+    (None, _array(4, 5), 4, "SLURM_ARRAY_TASK_ID=4"),            # an id past the last shard
+    (None, _array(1, 2, first=0, last=20), 16, "SLURM_ARRAY_TASK_MAX=20"),
+    (None, {}, 4, "--num_shards"),                               # no array to read the id from
+    ("0/4", _array(0, 4), 4, "--num_shards"),                    # two totals
+    (None, _array(0, 4), 0, "--num_shards"),
+])
+def test_num_shards_mistakes_are_one_line_errors(flag, environ, num_shards, named):
+    with pytest.raises(precompute.PrecomputeError, match=named):
+        precompute.resolve_shard(flag, environ, num_shards)
+
+
+def test_num_shards_flag_reaches_the_run(tmp_path, monkeypatch):
+    from depth_hints.options import parse_precompute
+    options = parse_precompute(["--data_path", str(tmp_path), "--num_shards", "16"])
+    assert options.num_shards == 16
