@@ -31,7 +31,6 @@ W) with the rig's doffs (Middlebury), the bank scaled to the rig's focal length.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import signal
@@ -50,7 +49,6 @@ from tqdm import tqdm
 from datasets.layout import DatasetLayout, LayoutError
 from datasets.registry import make_layout
 from depth_hints import splits, worker_pool
-from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
 from depth_hints.fused_sgm import (CPU_TILE, DEVICE_TILE, bank_disparities, distinct_indices,
                                    duplicate_block_sizes_identical, fuse_candidates, match_view,
@@ -60,7 +58,8 @@ from depth_hints.hint_files import (HintVerification, check_hint_file, disparity
                                     remove_stale_temporaries, save_hint, verify_hint_files)
 from depth_hints.images import load_rgb_array
 from depth_hints.metrics import disparity_errors
-from depth_hints.options import device_from, to_json_dict, usable_cores
+from depth_hints.options import device_from, usable_cores
+from depth_hints.precompute_report import PrecomputeSummary, write_report
 
 
 class PrecomputeError(DepthHintsError, ValueError):
@@ -165,70 +164,6 @@ class _Matched:
     candidates: np.ndarray
     replaced: bool
     cpu_seconds: float = 0.0
-
-
-@dataclasses.dataclass
-class PrecomputeSummary:
-    """The outcome of a run; ``ok`` is False when any frame failed or lacked images."""
-    total: int
-    computed: int
-    skipped: int
-    replaced: int
-    failed: list  # [(sample, message)] frames that failed for reasons other than missing images
-    missing_images: list  # paths of missing input images
-    missing_frames: int
-    mean_coverage: Optional[float]
-    seconds: float
-    save_path: str
-    report_path: Optional[str] = None
-    skipped_duplicate_matchers: bool = True
-    removed_temporaries: int = 0
-    cpu_seconds_per_frame: Optional[float] = None  # mean over computed frames
-    parallelism: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.missing_frames
-
-    def to_dict(self) -> dict:
-        """JSON-ready counts and timings (failed frames as 'folder frame side: message')."""
-        return {"total": self.total, "computed": self.computed, "skipped": self.skipped,
-                "replaced": self.replaced,
-                "failed": [f"{s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed],
-                "missing_frames": self.missing_frames, "missing_images": self.missing_images,
-                "mean_coverage": self.mean_coverage, "seconds": self.seconds,
-                "cpu_seconds_per_frame": self.cpu_seconds_per_frame,
-                "parallelism": self.parallelism,
-                "skipped_duplicate_matchers": self.skipped_duplicate_matchers}
-
-    def format(self) -> str:
-        """A human-readable multi-line summary."""
-        rate = ""
-        if self.computed:
-            rate = f"{self.seconds / self.computed:.3f} s/frame"
-            if self.cpu_seconds_per_frame is not None:
-                rate += f", {self.cpu_seconds_per_frame:.3f} CPU s/frame"
-            rate += "; "
-        lines = [f"Depth hints -> {self.save_path}: {self.total} frames in {self.seconds:.1f} s "
-                 f"({self.parallelism})",
-                 f"  computed {self.computed} ({rate}{self.replaced} corrupt or mismatched files "
-                 f"replaced), skipped {self.skipped} existing, "
-                 f"failed {len(self.failed) + self.missing_frames}"]
-        if self.mean_coverage is not None:
-            lines.append(f"  mean hint coverage {self.mean_coverage:.4f}")
-        if self.removed_temporaries:
-            lines.append(f"  removed {self.removed_temporaries} temporary files of an "
-                         f"interrupted run")
-        if self.missing_images:
-            lines.append(f"  missing input images ({len(self.missing_images)}, "
-                         f"{self.missing_frames} frames without a hint):")
-            lines += [f"    {p}" for p in self.missing_images]
-        if self.failed:
-            lines.append(f"  failed frames ({len(self.failed)}):")
-            lines += [f"    {s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed]
-        if self.report_path:
-            lines.append(f"  report: {self.report_path}")
-        return "\n".join(lines)
 
 
 def default_filenames() -> str:
@@ -393,43 +328,6 @@ def _init_worker(job: FrameJob, samples: list) -> None:
 
 def _worker_task(index: int):
     return process_frame(_WORKER_JOB, index, _WORKER_SAMPLES[index])
-
-
-def _write_report(path: str, options, summary: PrecomputeSummary, samples, results) -> None:
-    frames = []
-    per_matcher: dict = {}
-    hint_scores = []
-    for sample, result in zip(samples, results):
-        entry = {"folder": sample.folder, "frame_index": sample.frame_index, "side": sample.side,
-                 "status": result.status if result else "not run",
-                 "coverage": result.coverage if result else None}
-        if result and result.message:
-            entry["message"] = result.message
-        if result and result.accuracy:
-            entry.update(result.accuracy)
-            if "hint" in result.accuracy:
-                hint_scores.append(result.accuracy["hint"])
-            for name, scores in result.accuracy.get("matchers", {}).items():
-                per_matcher.setdefault(name, []).append(scores)
-        frames.append(entry)
-
-    def mean_of(scores):
-        out = {}
-        for key in ("epe", "bad1", "bad3", "coverage"):
-            values = [s[key] for s in scores if s.get(key) is not None]
-            out[key] = float(np.mean(values)) if values else None
-        out["frames"] = len(scores)
-        return out
-
-    report = {
-        "summary": summary.to_dict(),
-        "accuracy_mean": {"hint": mean_of(hint_scores),
-                          "matchers": {name: mean_of(v) for name, v in per_matcher.items()}},
-        "options": to_json_dict(options),
-        "frames": frames,
-    }
-    with atomic_write(path, "w") as f:
-        json.dump(report, f, indent=1)
 
 
 def _bounded_map(executor, tasks, window: int):
@@ -605,7 +503,7 @@ def precompute(options, progress: bool = True, verbose: bool = True,
         skipped_duplicate_matchers=skip_duplicates, removed_temporaries=removed,
         cpu_seconds_per_frame=float(np.mean(cpu)) if cpu else None, parallelism=parallelism)
     if options.report:
-        _write_report(options.report, options, summary, samples, results)
+        write_report(options.report, options, summary, samples, results)
     if verbose:
         print(summary.format(), file=sys.stdout)
     return summary
