@@ -149,6 +149,17 @@ def read_hint_header(path: str) -> tuple:
     return tuple(int(v) for v in shape)
 
 
+def existing_hint_size(paths) -> Optional[tuple]:
+    """(height, width) of the first of ``paths`` that is a readable hint file, else None."""
+    for path in paths:
+        if os.path.isfile(path):
+            try:
+                return tuple(read_hint_header(path))
+            except HintFileError:
+                continue
+    return None
+
+
 def check_hint_file(path: str, shape: Optional[tuple] = None, header_only: bool = False,
                     keep_hint: bool = False) -> HintCheck:
     """Check one hint file without raising -> HintCheck.

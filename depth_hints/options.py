@@ -401,6 +401,29 @@ def parse_evaluate_pose(argv: Sequence[str] | None = None):
     return _freeze(EvaluatePoseOptions, values)
 
 
+def precompute_command(data_path: str, save_path: str, dataset: str = "kitti",
+                       filenames: str | None = None, png: bool = False,
+                       size: tuple | None = None, sceneflow_pass: str = "clean") -> str:
+    """The ``python precompute_depth_hints.py ...`` line that computes the hints of these
+    inputs with the user's own flags (--dataset, --png, --filenames, size (height, width),
+    --sceneflow_pass), shell-quoted, for error messages to suggest."""
+    import shlex
+    args = ["python", "precompute_depth_hints.py"]
+    if dataset not in ("", "kitti"):
+        args += ["--dataset", dataset]
+    if dataset == "sceneflow" and sceneflow_pass != "clean":
+        args += ["--sceneflow_pass", sceneflow_pass]
+    args += ["--data_path", str(data_path)]
+    if filenames:
+        args += ["--filenames", str(filenames)]
+    if png:
+        args.append("--png")
+    if size:
+        args += ["--height", str(size[0]), "--width", str(size[1])]
+    args += ["--save_path", str(save_path)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
 def to_json_dict(options) -> dict:
     """Options -> a JSON-ready dict (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}

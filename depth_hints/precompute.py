@@ -146,7 +146,7 @@ def sample_doffs(job: FrameJob, sample) -> float:
 class FrameResult:
     """What happened to one frame."""
     index: int
-    status: str  # computed | skipped | missing | failed
+    status: str  # computed | skipped | missing | failed | other size (a valid hint, kept)
     coverage: Optional[float] = None
     replaced: bool = False  # an invalid existing file was recomputed
     missing: tuple = ()
@@ -207,8 +207,10 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
     else:
         filenames = [options.filenames or default_filenames()]
         if not os.path.isfile(filenames[0]):
-            raise PrecomputeError(f"Split file {filenames[0]} does not exist: run "
-                                  f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
+            make = {"sceneflow": SCENEFLOW_SPLITS_HINT}.get(options.dataset, splits.FETCH_HINT)
+            make = "" if options.dataset in _NEED_FILENAMES else f"run `{make}` or "
+            raise PrecomputeError(f"Split file {filenames[0]} does not exist: {make}pass "
+                                  f"--filenames <split file>.")
     samples = [s for f in filenames for s in splits.read_split_file(f, named_frames=layout.named_frames)]
     for s in samples:
         try:
@@ -220,12 +222,19 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
 
 
 def _existing_hint(path: str, height: int, width: int):
-    """(hint, None) for a valid existing file of the right size, (None, reason) otherwise,
-    (None, None) when there is no file."""
+    """(hint, None) for a valid existing file of the right size, (None, HintCheck) for an
+    invalid or differently sized one, (None, None) when there is no file."""
     check = check_hint_file(path, (height, width), keep_hint=True)
     if check.status == "missing":
         return None, None
-    return (check.hint, None) if check.status == "ok" else (None, check.message)
+    return (check.hint, None) if check.status == "ok" else (None, check)
+
+
+def _other_size_error(message: str, height: int, width: int) -> PrecomputeError:
+    return PrecomputeError(
+        f"{message} (--height {height} --width {width}), and a valid hint of another size is "
+        f"never replaced silently: pass the --height/--width it was computed with, another "
+        f"--save_path, or --overwrite_saved_depths to recompute it at this size.")
 
 
 def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None, specs=None):
@@ -286,6 +295,8 @@ def _process_frame(job: FrameJob, index: int, sample, device=None):
         replaced = False
         if not job.overwrite:
             hint, problem = _existing_hint(path, job.height, job.width)
+            if problem is not None and problem.status == "wrong size":
+                return FrameResult(index, "other size", message=problem.message)
             if hint is not None:
                 accuracy = None
                 if job.report:
@@ -383,6 +394,17 @@ class _one_library_thread:
         cv2.setNumThreads(self.saved[1])
 
 
+def _other_extension_hint(missing: list, png: bool) -> str:
+    """'' or a hint at --png when the first missing images exist with the other extension."""
+    swap = (".png", ".jpg") if png else (".jpg", ".png")
+    for path in missing[:20]:
+        root, ext = os.path.splitext(path)
+        if ext == swap[0] and os.path.isfile(root + swap[1]):
+            return (f"{root + swap[1]} exists: did you mean to run without --png?" if png else
+                    f"{root + swap[1]} exists: did you mean --png? (jpg is the default)")
+    return ""
+
+
 def _worker_died_error(in_flight: list, samples: list, results: list, options) -> PrecomputeError:
     """The one-line error of a run whose worker process died: the frames in flight, what is
     kept, and what to do."""
@@ -449,6 +471,8 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                 outcome.cpu_seconds = cpu_seconds
             except Exception as e:
                 outcome = FrameResult(outcome.index, "failed", message=f"{type(e).__name__}: {e}")
+        if outcome.status == "other size":  # stop: the whole folder is likely of that size
+            raise _other_size_error(outcome.message, job.height, job.width)
         results[outcome.index] = outcome
         bar.update(1)
         if outcome.status in ("missing", "failed"):
@@ -501,7 +525,8 @@ def precompute(options, progress: bool = True, verbose: bool = True,
         mean_coverage=float(np.mean(coverages)) if coverages else None,
         seconds=time.time() - start, save_path=options.save_path, report_path=options.report,
         skipped_duplicate_matchers=skip_duplicates, removed_temporaries=removed,
-        cpu_seconds_per_frame=float(np.mean(cpu)) if cpu else None, parallelism=parallelism)
+        cpu_seconds_per_frame=float(np.mean(cpu)) if cpu else None, parallelism=parallelism,
+        extension_hint=_other_extension_hint(missing, options.png))
     if options.report:
         write_report(options.report, options, summary, samples, results)
     if verbose:

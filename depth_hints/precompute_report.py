@@ -29,6 +29,7 @@ class PrecomputeSummary:
     removed_temporaries: int = 0
     cpu_seconds_per_frame: Optional[float] = None  # mean over computed frames
     parallelism: str = ""
+    extension_hint: str = ""  # e.g. "did you mean --png?" when the other extension's files exist
 
     @property
     def ok(self) -> bool:
@@ -66,14 +67,28 @@ class PrecomputeSummary:
         if self.missing_images:
             lines.append(f"  missing input images ({len(self.missing_images)}, "
                          f"{self.missing_frames} frames without a hint):")
-            lines += [f"    {p}" for p in self.missing_images]
+            lines += _capped([f"    {p}" for p in self.missing_images], self.report_path)
+            if self.extension_hint:
+                lines.append(f"  {self.extension_hint}")
         if self.failed:
             lines.append(f"  failed frames ({len(self.failed)}):")
-            lines += [f"    {s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed]
+            lines += _capped([f"    {s.folder} {s.frame_index} {s.side}: {m}"
+                              for s, m in self.failed], self.report_path)
         if self.report_path:
             lines.append(f"  report: {self.report_path}")
         return "\n".join(lines)
 
+
+
+#: at most this many missing images / failed frames are printed (--report lists them all)
+LISTED = 10
+
+
+def _capped(lines: list, report_path: Optional[str]) -> list:
+    if len(lines) <= LISTED:
+        return lines
+    where = f"all in {report_path}" if report_path else "--report FILE lists every frame"
+    return lines[:LISTED] + [f"    ... and {len(lines) - LISTED} more ({where})"]
 
 
 def write_report(path: str, options, summary: PrecomputeSummary, samples, results) -> None:

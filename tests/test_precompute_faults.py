@@ -150,3 +150,149 @@ def test_num_shards_flag_reaches_the_run(tmp_path, monkeypatch):
     from depth_hints.options import parse_precompute
     options = parse_precompute(["--data_path", str(tmp_path), "--num_shards", "16"])
     assert options.num_shards == 16
+
+
+# ----------------------------------------------------------------------------- hints of another size
+
+def _small_tree(tmp_path, frames=((0, "l"), (1, "r"))):
+    root = tmp_path / "kitti"
+    return root, write_kitti(root, frames=frames, gt=False)
+
+
+def _flags(root, split, save, height=HEIGHT, width=WIDTH, *extra):
+    return [str(f) for f in ("--data_path", root, "--filenames", split, "--png", "--height",
+                             height, "--width", width, "--num_workers", "0", "--save_path",
+                             save, "--no_cuda", *extra)]
+
+
+def test_valid_hints_of_another_size_are_never_replaced_silently(tmp_path, capsys):
+    import precompute_depth_hints
+    root, split = _small_tree(tmp_path)
+    save = tmp_path / "hints"
+    assert precompute_depth_hints.main(_flags(root, split, save)) == 0
+    paths = sorted(save.rglob("*.npy"))
+    before = {p: p.read_bytes() for p in paths}
+    capsys.readouterr()
+    # the README's mistake: the same folder at the default or another size
+    code = precompute_depth_hints.main(_flags(root, split, save, HEIGHT // 2, WIDTH))
+    lines = error_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1
+    err = lines[0]
+    assert f"{WIDTH}x{HEIGHT}" in err and f"--height {HEIGHT // 2} --width {WIDTH}" in err
+    assert "--overwrite_saved_depths" in err
+    assert {p: p.read_bytes() for p in paths} == before
+    # asked for explicitly, they are replaced at the new size
+    code = precompute_depth_hints.main(_flags(root, split, save, HEIGHT // 2, WIDTH,
+                                              "--overwrite_saved_depths"))
+    assert code == 0
+    assert all(hint_files.load_hint(str(p)).shape == (HEIGHT // 2, WIDTH) for p in paths)
+
+
+def test_a_corrupt_file_beside_valid_ones_is_still_repaired(tmp_path):
+    root, split = _small_tree(tmp_path)
+    save = tmp_path / "hints"
+    first = precompute.precompute(parse_precompute(_flags(root, split, save)), progress=False,
+                                  verbose=False)
+    assert first.computed == 2
+    path = sorted(save.rglob("*.npy"))[0]
+    path.write_bytes(path.read_bytes()[:90])
+    again = precompute.precompute(parse_precompute(_flags(root, split, save)), progress=False,
+                                  verbose=False)
+    assert (again.computed, again.replaced, again.skipped) == (1, 1, 1) and again.ok
+
+
+# ----------------------------------------------------------------------------- suggested commands
+
+def test_training_suggests_a_precompute_command_with_the_users_own_flags(tiny_kitti, tmp_path):
+    """Validation hints missing: the command names --png, the size of the hints the training
+    split already has, the validation list and the folder."""
+    from depth_hints.options import parse_train
+    from depth_hints.trainer import Trainer, TrainingError
+    root = Path(tiny_kitti)
+    split = tmp_path / "split_val_without_hints"
+    split.mkdir()
+    (split / "train_files.txt").write_text(f"{FOLDER} 1 l\n{FOLDER} 2 r\n")
+    (split / "val_files.txt").write_text(f"{FOLDER} 3 l\n")
+    os.remove(hint_files.hint_file_path(str(root / "depth_hints"), FOLDER, 3, "l"))
+    options = parse_train(["--data_path", str(root), "--split", str(split), "--png",
+                           "--height", "32", "--width", "96", "--frame_ids", "0", "--use_stereo",
+                           "--use_depth_hints", "--log_dir", str(tmp_path / "logs"),
+                           "--weights_init", "scratch", "--no_cuda"])
+    with pytest.raises(TrainingError) as caught:
+        Trainer(options)
+    message = str(caught.value)
+    command = message[message.index("`python precompute_depth_hints.py"):].split("`")[1]
+    args = command.split()
+    assert args[args.index("--filenames") + 1] == str(split / "val_files.txt")
+    assert "--png" in args
+    # the training split's hints are 192x64: the validation ones must match them
+    assert args[args.index("--height") + 1] == "64" and args[args.index("--width") + 1] == "192"
+    assert args[args.index("--save_path") + 1] == str(root / "depth_hints")
+    assert "--dataset" not in args  # KITTI, the default
+
+
+def _readme_block(title: str) -> list:
+    """The commands (continuation lines joined) of the first bash block under ``## title``."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(f"## {title}\n"):]
+    start = section.index("```bash\n") + 8
+    block = section[start:section.index("\n```", start)]
+    return [" ".join(c.split()) for c in block.replace("\\\n", " ").splitlines() if c.strip()
+            and not c.startswith("#")]
+
+
+def test_readme_sceneflow_block_precomputes_every_hint_its_training_reads(tmp_path, monkeypatch):
+    import shlex
+    from depth_hints import splits
+    from depth_hints.options import parse_precompute, parse_train
+    commands = _readme_block("SceneFlow")
+    pre = next(c for c in commands if c.startswith("python precompute_depth_hints.py"))
+    train = next(c for c in commands if c.startswith("python train.py"))
+    monkeypatch.setattr(splits, "PROJECT_SPLITS_DIR", tmp_path / "splits")
+    folder = tmp_path / "splits" / "sceneflow"
+    folder.mkdir(parents=True)
+    (folder / "train_files.txt").write_text("flyingthings3d/TRAIN/A/0000 6 l\n"
+                                            "flyingthings3d/TRAIN/A/0000 7 r\n")
+    (folder / "val_files.txt").write_text("flyingthings3d/TRAIN/B/0001 6 l\n")
+    pre_options = parse_precompute(shlex.split(pre)[2:])
+    train_options = parse_train(shlex.split(train)[2:])
+    _, covered, _ = precompute.split_samples(pre_options)
+    needed = [s for name in ("train_files.txt", "val_files.txt")
+              for s in splits.read_split_file(splits.split_file(train_options.split, name))]
+    assert set(needed) <= set(covered)
+    assert (pre_options.height, pre_options.width) == (train_options.height, train_options.width)
+    assert pre_options.save_path == train_options.depth_hint_path
+    assert pre_options.dataset == train_options.dataset == "sceneflow"
+
+
+# ----------------------------------------------------------------------------- jpg vs png
+
+def test_a_run_without_png_on_png_data_lists_a_few_missing_files_and_suggests_png(tmp_path,
+                                                                                   capsys):
+    import precompute_depth_hints
+    root = tmp_path / "kitti"
+    lines = []
+    for frame in range(30):
+        for cam in ("image_02", "image_03"):
+            path = root / FOLDER / cam / "data" / f"{frame:010d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"png")  # never read: the .jpg files are looked for
+        lines.append(f"{FOLDER} {frame} l\n")
+    split = tmp_path / "files.txt"
+    split.write_text("".join(lines))
+    code = precompute_depth_hints.main(["--data_path", str(root), "--filenames", str(split),
+                                        "--num_workers", "0", "--save_path",
+                                        str(tmp_path / "hints"), "--no_cuda"])
+    out = capsys.readouterr().out
+    assert code == 1
+    listed = [line for line in out.splitlines() if line.strip().endswith(".jpg")]
+    assert 0 < len(listed) <= 10 and "60" in out  # 60 missing images, a few listed
+    assert "--png" in out and ".png" in out
+    # and the other way round: --png on jpg data suggests dropping it
+    for path in root.rglob("*.png"):
+        path.rename(path.with_suffix(".jpg"))
+    code = precompute_depth_hints.main(["--data_path", str(root), "--filenames", str(split),
+                                        "--png", "--num_workers", "0", "--save_path",
+                                        str(tmp_path / "hints"), "--no_cuda"])
+    out = capsys.readouterr().out
+    assert code == 1 and "without --png" in out
