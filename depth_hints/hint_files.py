@@ -62,7 +62,9 @@ def load_hint(path: str) -> np.ndarray:
     hint = hint.astype(np.float32, copy=False)
     if not np.isfinite(hint).all() or (hint < 0).any():
         raise HintFileError(f"Depth hint {path} holds negative or non-finite depths. "
-                            f"Re-run precompute_depth_hints.py --overwrite_saved_depths.")
+                            f"Re-run precompute_depth_hints.py with the flags of the run that made "
+                            f"it: it recomputes invalid files (--overwrite_saved_depths would "
+                            f"recompute every file).")
     return hint
 
 

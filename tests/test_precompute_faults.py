@@ -296,3 +296,72 @@ def test_a_run_without_png_on_png_data_lists_a_few_missing_files_and_suggests_pn
                                         str(tmp_path / "hints"), "--no_cuda"])
     out = capsys.readouterr().out
     assert code == 1 and "without --png" in out
+
+
+# ----------------------------------------------------------------------------- scripts/
+
+SCRIPTS = ROOT / "scripts"
+
+
+def test_every_script_goes_through_the_one_line_error_path():
+    """Each scripts/*.py runs its work inside ``run_entry_point`` (itself or via the module
+    whose ``main`` it calls), so a DepthHintsError is one line and exit code 2."""
+    for path in sorted(SCRIPTS.glob("*.py")):
+        text = path.read_text()
+        assert "run_entry_point" in text or "from depth_hints.export import main" in text, path
+
+
+def _script_cases(tmp: Path):
+    missing = tmp / "missing"
+    unrelated = tmp / "my_kitti"
+    (unrelated / "2011_09_26").mkdir(parents=True)
+    (unrelated / "calib.txt").write_text("mine\n")
+    return {
+        "make_sceneflow_splits.py": (["--data_path", missing, "--out_dir", tmp / "o"], "missing"),
+        "make_synthetic_kitti.py": (["--frames_per_drive", "2", "--out_dir", tmp / "w"],
+                                    "--frames_per_drive"),
+        "make_stereo_splits.py": (["--data_path", missing, "--out_dir", tmp / "o"], "missing"),
+        "benchmark_hints.py": (["--sizes", "1024by320"], "--sizes"),
+        "benchmark_pick_device.py": (["--device", "cpu", "--sizes", "big"], "--sizes"),
+        "benchmark_inference.py": (["--num_layers", "7"], "--num_layers"),
+        "benchmark_train.py": (["--data_path", unrelated], "--data_path"),
+        "export_model.py": (["--load_weights_folder", missing, "--out", tmp / "m.onnx"],
+                            "missing"),
+        "export_gt_depth.py": (["--data_path", missing, "--split", tmp / "nosplit"], "nosplit"),
+    }
+
+
+@pytest.mark.parametrize("script", ["make_sceneflow_splits.py", "make_synthetic_kitti.py",
+                                    "make_stereo_splits.py", "benchmark_hints.py",
+                                    "benchmark_pick_device.py", "benchmark_inference.py",
+                                    "benchmark_train.py", "export_model.py",
+                                    "export_gt_depth.py"])
+def test_a_bad_input_to_a_script_is_one_line_without_traceback(tmp_path, script):
+    args, named = _script_cases(tmp_path)[script]
+    code, out, err = run_script([SCRIPTS / script, *args], timeout=120, cwd=tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error:") or \
+        lines[0].startswith("depth-hints-export: error:"), err
+    assert named in lines[0]
+
+
+def test_benchmark_train_writes_its_world_only_into_a_named_cache_or_an_empty_folder(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("benchmark_train", SCRIPTS / "benchmark_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert "benchmark_world" in os.path.basename(bench.default_world_folder())
+    unrelated = tmp_path / "kitti_data"
+    (unrelated / "2011_09_26").mkdir(parents=True)
+    before = sorted(unrelated.rglob("*"))
+    from depth_hints.errors import DepthHintsError
+    with pytest.raises(DepthHintsError, match="--split"):
+        bench.check_world_folder(str(unrelated))
+    assert sorted(unrelated.rglob("*")) == before
+    bench.check_world_folder(str(tmp_path / "new"))  # absent or empty: fine
+    (tmp_path / "empty").mkdir()
+    bench.check_world_folder(str(tmp_path / "empty"))
+    (tmp_path / "world").mkdir()
+    (tmp_path / "world" / "synthetic_kitti.json").write_text("{}")
+    bench.check_world_folder(str(tmp_path / "world"))  # a world of an earlier run: reused
