@@ -401,6 +401,14 @@ def parse_evaluate_pose(argv: Sequence[str] | None = None):
     return _freeze(EvaluatePoseOptions, values)
 
 
+def parse_size(text: str, flag: str) -> tuple:
+    """'1024x320' (width x height) -> (width, height); OptionsError naming ``flag`` otherwise."""
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise OptionsError(f"{flag} {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1024x320.")
+    return int(parts[0]), int(parts[1])
+
+
 def precompute_command(data_path: str, save_path: str, dataset: str = "kitti",
                        filenames: str | None = None, png: bool = False,
                        size: tuple | None = None, sceneflow_pass: str = "clean") -> str:
