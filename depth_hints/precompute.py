@@ -710,5 +710,6 @@ def verify(options, progress: bool = True, verbose: bool = True,
         print(f"Verify depth hints in {where}: {verification.format()}")
         if not verification.ok:
             print("  -> run precompute_depth_hints.py with the same flags, without --verify: "
-                  "it computes the missing files and replaces the others.")
+                  "it computes the missing files and replaces corrupt ones; valid files of "
+                  "another size are replaced only with --overwrite_saved_depths.")
     return verification

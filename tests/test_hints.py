@@ -670,9 +670,14 @@ def test_verify_passes_a_good_folder_and_lists_every_problem_of_a_damaged_one(
         assert str(path) in out
     assert f"is {WIDTH // 2}x{HEIGHT}, not {WIDTH}x{HEIGHT}" in out
     assert _hint_files(save) == damaged  # nothing recomputed or removed
-    # The same run without --verify repairs it; then --verify passes.
+    assert "--overwrite_saved_depths" in out  # what the file of another size needs
+    # The same run without --verify stops at the valid hint of another size (never replaced
+    # silently); with --overwrite_saved_depths it repairs everything; then --verify passes.
     argv.remove("--verify")
-    assert precompute_depth_hints.main([*argv, "--save_path", str(save)]) == 0
+    assert precompute_depth_hints.main([*argv, "--save_path", str(save)]) == 2
+    assert "--overwrite_saved_depths" in capsys.readouterr().err
+    assert precompute_depth_hints.main([*argv, "--save_path", str(save),
+                                        "--overwrite_saved_depths"]) == 0
     assert _hint_files(save) == _hint_files(clean)
 
 
