@@ -2,8 +2,9 @@
 
 For each split sample the dataset's layout (datasets/) gives both views' images, the camera
 and the ground truth; ``fused_sgm`` (``match_view``, ``fuse_candidates``) makes the hint and
-``hint_files`` writes it. Existing valid hints are skipped, corrupt or differently sized ones
-recomputed; every write is atomic. A layout whose ``scaled_matcher_bank`` is False (KITTI)
+``hint_files`` writes it. Existing valid hints are skipped, corrupt ones recomputed; a valid
+hint of another size stops the run (one line) unless --overwrite_saved_depths; every write is
+atomic. A layout whose ``scaled_matcher_bank`` is False (KITTI)
 keeps the paper's bank at any width; the others scale it to their focal length.
 
 Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
@@ -423,10 +424,12 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                one_picker: Optional[bool] = None) -> PrecomputeSummary:
     """Compute the hints of every frame in ``options.filenames`` (PrecomputeOptions).
 
-    Existing valid hints are skipped (unless --overwrite_saved_depths); truncated, corrupt or
-    differently sized ones are recomputed. Each file is written by whoever computed it,
-    atomically, so an interrupted run loses nothing finished. Frames with missing images or
-    other errors are collected in the summary; the others complete.
+    Existing valid hints are skipped (unless --overwrite_saved_depths); truncated or corrupt
+    ones are recomputed; a valid hint of another size raises PrecomputeError naming the flags
+    (never replaced silently). Each file is written by whoever computed it, atomically, so an
+    interrupted run loses nothing finished. Frames with missing images or other errors are
+    collected in the summary; the others complete. A worker process that dies (the OOM
+    killer) raises PrecomputeError naming the frames in flight; finished files stay.
     --num_workers 0 runs in this process, ``threads`` frames at a time (default: one per core;
     OpenCV and torch release the GIL); N > 0 uses N processes of one thread each, at most one
     per usable core. --shard (or the environment, ``resolve_shard``) limits the run to one
