@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -176,7 +177,7 @@ _SUPPORTED_DATASETS = ("kitti", "kitti_depth", "kitti_test", "sceneflow", "stere
                        "cityscapes")  # layouts with a stereo pair per line
 #: datasets without a default split list: --filenames is required
 _NEED_FILENAMES = ("stereo", "middlebury", "cityscapes")
-SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
+SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path {data_path}"
 
 
 def default_sceneflow_filenames() -> list:
@@ -198,17 +199,18 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
     if options.num_workers < 0:
         raise PrecomputeError(f"--num_workers {options.num_workers}: must be >= 0 "
                               f"(0 = in-process).")
+    sceneflow_splits = SCENEFLOW_SPLITS_HINT.format(data_path=shlex.quote(options.data_path))
     if options.dataset == "sceneflow" and not options.filenames:
         filenames = default_sceneflow_filenames()
         if not filenames:
             raise PrecomputeError(f"--dataset sceneflow without --filenames reads "
                                   f"{splits.PROJECT_SPLITS_DIR / 'sceneflow'}/train_files.txt, which "
-                                  f"does not exist: run `{SCENEFLOW_SPLITS_HINT}` or pass "
+                                  f"does not exist: run `{sceneflow_splits}` or pass "
                                   f"--filenames <split file>.")
     else:
         filenames = [options.filenames or default_filenames()]
         if not os.path.isfile(filenames[0]):
-            make = {"sceneflow": SCENEFLOW_SPLITS_HINT}.get(options.dataset, splits.FETCH_HINT)
+            make = {"sceneflow": sceneflow_splits}.get(options.dataset, splits.FETCH_HINT)
             make = "" if options.dataset in _NEED_FILENAMES else f"run `{make}` or "
             raise PrecomputeError(f"Split file {filenames[0]} does not exist: {make}pass "
                                   f"--filenames <split file>.")
