@@ -7,7 +7,8 @@ Writes <save_path>/<folder>/image_0{2,3}/<frame:010d>.npy; resumable (existing v
 skipped). --shard I/N (or a SLURM array / torchrun environment) computes one shard of the split;
 --verify computes nothing and checks every hint file of the split. Exit code 0 when every frame
 has a (valid) hint, 1 when some failed or are missing / corrupt (listed in the summary), 2 on a
-bad flag, split file or input.
+bad flag, split file or input, a valid hint of another size in --save_path, or a worker process
+killed mid-run (one line each).
 """
 import sys
 

@@ -62,7 +62,9 @@ def load_hint(path: str) -> np.ndarray:
     hint = hint.astype(np.float32, copy=False)
     if not np.isfinite(hint).all() or (hint < 0).any():
         raise HintFileError(f"Depth hint {path} holds negative or non-finite depths. "
-                            f"Re-run precompute_depth_hints.py --overwrite_saved_depths.")
+                            f"Re-run precompute_depth_hints.py with the flags of the run that made "
+                            f"it: it recomputes invalid files (--overwrite_saved_depths would "
+                            f"recompute every file).")
     return hint
 
 
@@ -147,6 +149,17 @@ def read_hint_header(path: str) -> tuple:
         raise HintFileError(f"Depth hint {path} has shape {shape} and dtype {dtype}; "
                             f"expected float (H, W) or (1, H, W). Re-run precompute_depth_hints.py.")
     return tuple(int(v) for v in shape)
+
+
+def existing_hint_size(paths) -> Optional[tuple]:
+    """(height, width) of the first of ``paths`` that is a readable hint file, else None."""
+    for path in paths:
+        if os.path.isfile(path):
+            try:
+                return tuple(read_hint_header(path))
+            except HintFileError:
+                continue
+    return None
 
 
 def check_hint_file(path: str, shape: Optional[tuple] = None, header_only: bool = False,

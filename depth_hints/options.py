@@ -205,8 +205,13 @@ def precompute_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=str, default=None,
                    help="I/N (0-based): compute only shard I of N, the frames i of the sorted "
                         "split with i %% N == I (shards share only --save_path). Default: from "
-                        "SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else torchrun's RANK / "
-                        "WORLD_SIZE, when set; else every frame")
+                        "a SLURM array (SLURM_ARRAY_TASK_ID, see --num_shards), else every "
+                        "frame. Under torchrun each rank takes part RANK of WORLD_SIZE of it")
+    p.add_argument("--num_shards", type=int, default=None,
+                   help="in a SLURM array: the number of shards N; each task computes shard "
+                        "SLURM_ARRAY_TASK_ID of N, so the array is --array=0-<N-1> and failed "
+                        "ids can be resubmitted alone (--array=3,11). Without it the array must "
+                        "be 0..COUNT-1")
     p.add_argument("--verify", action="store_true",
                    help="compute nothing: check that every hint file of the split exists, "
                         "loads, is --height x --width, finite and non-negative; print a "
@@ -457,6 +462,37 @@ def parse_evaluate_pose(argv: Sequence[str] | None = None):
     values = vars(evaluate_pose_parser().parse_args(argv))
     _check_size(values["height"], values["width"])
     return _freeze(EvaluatePoseOptions, values)
+
+
+def parse_size(text: str, flag: str) -> tuple:
+    """'1024x320' (width x height) -> (width, height); OptionsError naming ``flag`` otherwise."""
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise OptionsError(f"{flag} {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1024x320.")
+    return int(parts[0]), int(parts[1])
+
+
+def precompute_command(data_path: str, save_path: str, dataset: str = "kitti",
+                       filenames: str | None = None, png: bool = False,
+                       size: tuple | None = None, sceneflow_pass: str = "clean") -> str:
+    """The ``python precompute_depth_hints.py ...`` line that computes the hints of these
+    inputs with the user's own flags (--dataset, --png, --filenames, size (height, width),
+    --sceneflow_pass), shell-quoted, for error messages to suggest."""
+    import shlex
+    args = ["python", "precompute_depth_hints.py"]
+    if dataset not in ("", "kitti"):
+        args += ["--dataset", dataset]
+    if dataset == "sceneflow" and sceneflow_pass != "clean":
+        args += ["--sceneflow_pass", sceneflow_pass]
+    args += ["--data_path", str(data_path)]
+    if filenames:
+        args += ["--filenames", str(filenames)]
+    if png:
+        args.append("--png")
+    if size:
+        args += ["--height", str(size[0]), "--width", str(size[1])]
+    args += ["--save_path", str(save_path)]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def to_json_dict(options) -> dict:

@@ -2,8 +2,9 @@
 
 For each split sample the dataset's layout (datasets/) gives both views' images, the camera
 and the ground truth; ``fused_sgm`` (``match_view``, ``fuse_candidates``) makes the hint and
-``hint_files`` writes it. Existing valid hints are skipped, corrupt or differently sized ones
-recomputed; every write is atomic. A layout whose ``scaled_matcher_bank`` is False (KITTI)
+``hint_files`` writes it. Existing valid hints are skipped, corrupt ones recomputed; a valid
+hint of another size stops the run (one line) unless --overwrite_saved_depths; every write is
+atomic. A layout whose ``scaled_matcher_bank`` is False (KITTI)
 keeps the paper's bank at any width; the others scale it to their focal length.
 
 Images are read with PIL as RGB and resized with PIL's LANCZOS filter (the training loader's
@@ -31,14 +32,15 @@ W) with the rig's doffs (Middlebury), the bank scaled to the rig's focal length.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
+import shlex
 import signal
 import sys
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import (FIRST_COMPLETED, BrokenExecutor, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from typing import Mapping, Optional
 
 import cv2
@@ -49,7 +51,6 @@ from tqdm import tqdm
 from datasets.layout import DatasetLayout, LayoutError
 from datasets.registry import make_layout
 from depth_hints import splits, worker_pool
-from depth_hints.atomic import atomic_write
 from depth_hints.errors import DepthHintsError
 from depth_hints.fused_sgm import (CPU_TILE, DEVICE_TILE, bank_disparities, distinct_indices,
                                    duplicate_block_sizes_identical, fuse_candidates, match_view,
@@ -59,7 +60,8 @@ from depth_hints.hint_files import (HintVerification, check_hint_file, disparity
                                     remove_stale_temporaries, save_hint, verify_hint_files)
 from depth_hints.images import load_rgb_array
 from depth_hints.metrics import disparity_errors
-from depth_hints.options import device_from, to_json_dict, usable_cores
+from depth_hints.options import device_from, usable_cores
+from depth_hints.precompute_report import PrecomputeSummary, write_report
 
 
 class PrecomputeError(DepthHintsError, ValueError):
@@ -146,7 +148,7 @@ def sample_doffs(job: FrameJob, sample) -> float:
 class FrameResult:
     """What happened to one frame."""
     index: int
-    status: str  # computed | skipped | missing | failed
+    status: str  # computed | skipped | missing | failed | other size (a valid hint, kept)
     coverage: Optional[float] = None
     replaced: bool = False  # an invalid existing file was recomputed
     missing: tuple = ()
@@ -166,70 +168,6 @@ class _Matched:
     cpu_seconds: float = 0.0
 
 
-@dataclasses.dataclass
-class PrecomputeSummary:
-    """The outcome of a run; ``ok`` is False when any frame failed or lacked images."""
-    total: int
-    computed: int
-    skipped: int
-    replaced: int
-    failed: list  # [(sample, message)] frames that failed for reasons other than missing images
-    missing_images: list  # paths of missing input images
-    missing_frames: int
-    mean_coverage: Optional[float]
-    seconds: float
-    save_path: str
-    report_path: Optional[str] = None
-    skipped_duplicate_matchers: bool = True
-    removed_temporaries: int = 0
-    cpu_seconds_per_frame: Optional[float] = None  # mean over computed frames
-    parallelism: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.missing_frames
-
-    def to_dict(self) -> dict:
-        """JSON-ready counts and timings (failed frames as 'folder frame side: message')."""
-        return {"total": self.total, "computed": self.computed, "skipped": self.skipped,
-                "replaced": self.replaced,
-                "failed": [f"{s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed],
-                "missing_frames": self.missing_frames, "missing_images": self.missing_images,
-                "mean_coverage": self.mean_coverage, "seconds": self.seconds,
-                "cpu_seconds_per_frame": self.cpu_seconds_per_frame,
-                "parallelism": self.parallelism,
-                "skipped_duplicate_matchers": self.skipped_duplicate_matchers}
-
-    def format(self) -> str:
-        """A human-readable multi-line summary."""
-        rate = ""
-        if self.computed:
-            rate = f"{self.seconds / self.computed:.3f} s/frame"
-            if self.cpu_seconds_per_frame is not None:
-                rate += f", {self.cpu_seconds_per_frame:.3f} CPU s/frame"
-            rate += "; "
-        lines = [f"Depth hints -> {self.save_path}: {self.total} frames in {self.seconds:.1f} s "
-                 f"({self.parallelism})",
-                 f"  computed {self.computed} ({rate}{self.replaced} corrupt or mismatched files "
-                 f"replaced), skipped {self.skipped} existing, "
-                 f"failed {len(self.failed) + self.missing_frames}"]
-        if self.mean_coverage is not None:
-            lines.append(f"  mean hint coverage {self.mean_coverage:.4f}")
-        if self.removed_temporaries:
-            lines.append(f"  removed {self.removed_temporaries} temporary files of an "
-                         f"interrupted run")
-        if self.missing_images:
-            lines.append(f"  missing input images ({len(self.missing_images)}, "
-                         f"{self.missing_frames} frames without a hint):")
-            lines += [f"    {p}" for p in self.missing_images]
-        if self.failed:
-            lines.append(f"  failed frames ({len(self.failed)}):")
-            lines += [f"    {s.folder} {s.frame_index} {s.side}: {m}" for s, m in self.failed]
-        if self.report_path:
-            lines.append(f"  report: {self.report_path}")
-        return "\n".join(lines)
-
-
 def default_filenames() -> str:
     """The default split file: splits/eigen_full/all_files.txt under the project."""
     return str(splits.PROJECT_SPLITS_DIR / "eigen_full" / "all_files.txt")
@@ -239,7 +177,7 @@ _SUPPORTED_DATASETS = ("kitti", "kitti_depth", "kitti_test", "sceneflow", "stere
                        "cityscapes")  # layouts with a stereo pair per line
 #: datasets without a default split list: --filenames is required
 _NEED_FILENAMES = ("stereo", "middlebury", "cityscapes")
-SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path <sceneflow root>"
+SCENEFLOW_SPLITS_HINT = "python scripts/make_sceneflow_splits.py --data_path {data_path}"
 
 
 def default_sceneflow_filenames() -> list:
@@ -261,18 +199,21 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
     if options.num_workers < 0:
         raise PrecomputeError(f"--num_workers {options.num_workers}: must be >= 0 "
                               f"(0 = in-process).")
+    sceneflow_splits = SCENEFLOW_SPLITS_HINT.format(data_path=shlex.quote(options.data_path))
     if options.dataset == "sceneflow" and not options.filenames:
         filenames = default_sceneflow_filenames()
         if not filenames:
             raise PrecomputeError(f"--dataset sceneflow without --filenames reads "
                                   f"{splits.PROJECT_SPLITS_DIR / 'sceneflow'}/train_files.txt, which "
-                                  f"does not exist: run `{SCENEFLOW_SPLITS_HINT}` or pass "
+                                  f"does not exist: run `{sceneflow_splits}` or pass "
                                   f"--filenames <split file>.")
     else:
         filenames = [options.filenames or default_filenames()]
         if not os.path.isfile(filenames[0]):
-            raise PrecomputeError(f"Split file {filenames[0]} does not exist: run "
-                                  f"`{splits.FETCH_HINT}` or pass --filenames <split file>.")
+            make = {"sceneflow": sceneflow_splits}.get(options.dataset, splits.FETCH_HINT)
+            make = "" if options.dataset in _NEED_FILENAMES else f"run `{make}` or "
+            raise PrecomputeError(f"Split file {filenames[0]} does not exist: {make}pass "
+                                  f"--filenames <split file>.")
     samples = [s for f in filenames for s in splits.read_split_file(f, named_frames=layout.named_frames)]
     for s in samples:
         try:
@@ -284,12 +225,19 @@ def _check_inputs(options, layout: DatasetLayout) -> list:
 
 
 def _existing_hint(path: str, height: int, width: int):
-    """(hint, None) for a valid existing file of the right size, (None, reason) otherwise,
-    (None, None) when there is no file."""
+    """(hint, None) for a valid existing file of the right size, (None, HintCheck) for an
+    invalid or differently sized one, (None, None) when there is no file."""
     check = check_hint_file(path, (height, width), keep_hint=True)
     if check.status == "missing":
         return None, None
-    return (check.hint, None) if check.status == "ok" else (None, check.message)
+    return (check.hint, None) if check.status == "ok" else (None, check)
+
+
+def _other_size_error(message: str, height: int, width: int) -> PrecomputeError:
+    return PrecomputeError(
+        f"{message} (--height {height} --width {width}), and a valid hint of another size is "
+        f"never replaced silently: pass the --height/--width it was computed with, another "
+        f"--save_path, or --overwrite_saved_depths to recompute it at this size.")
 
 
 def _accuracy(job: FrameJob, sample, disparity: np.ndarray, candidates=None, specs=None):
@@ -350,6 +298,8 @@ def _process_frame(job: FrameJob, index: int, sample, device=None):
         replaced = False
         if not job.overwrite:
             hint, problem = _existing_hint(path, job.height, job.width)
+            if problem is not None and problem.status == "wrong size":
+                return FrameResult(index, "other size", message=problem.message)
             if hint is not None:
                 accuracy = None
                 if job.report:
@@ -394,61 +344,42 @@ def _worker_task(index: int):
     return process_frame(_WORKER_JOB, index, _WORKER_SAMPLES[index])
 
 
-def _write_report(path: str, options, summary: PrecomputeSummary, samples, results) -> None:
-    frames = []
-    per_matcher: dict = {}
-    hint_scores = []
-    for sample, result in zip(samples, results):
-        entry = {"folder": sample.folder, "frame_index": sample.frame_index, "side": sample.side,
-                 "status": result.status if result else "not run",
-                 "coverage": result.coverage if result else None}
-        if result and result.message:
-            entry["message"] = result.message
-        if result and result.accuracy:
-            entry.update(result.accuracy)
-            if "hint" in result.accuracy:
-                hint_scores.append(result.accuracy["hint"])
-            for name, scores in result.accuracy.get("matchers", {}).items():
-                per_matcher.setdefault(name, []).append(scores)
-        frames.append(entry)
-
-    def mean_of(scores):
-        out = {}
-        for key in ("epe", "bad1", "bad3", "coverage"):
-            values = [s[key] for s in scores if s.get(key) is not None]
-            out[key] = float(np.mean(values)) if values else None
-        out["frames"] = len(scores)
-        return out
-
-    report = {
-        "summary": summary.to_dict(),
-        "accuracy_mean": {"hint": mean_of(hint_scores),
-                          "matchers": {name: mean_of(v) for name, v in per_matcher.items()}},
-        "options": to_json_dict(options),
-        "frames": frames,
-    }
-    with atomic_write(path, "w") as f:
-        json.dump(report, f, indent=1)
-
-
 def _bounded_map(executor, tasks, window: int):
-    """Run (fn, *args) tasks on ``executor`` with at most ``window`` pending; yield results in
-    completion order."""
-    pending = set()
+    """Run (index, fn, *args) tasks on ``executor`` with at most ``window`` pending; yield
+    results in completion order. A pool whose worker process died raises WorkerDied with the
+    indices in flight."""
+    pending = {}
     try:
-        for fn, *args in tasks:
-            pending.add(executor.submit(fn, *args))
-            if len(pending) >= window:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        def finished(done):
+            broken = []
             for future in done:
-                yield future.result()
+                index = pending.pop(future)
+                if isinstance(future.exception(), BrokenExecutor):
+                    broken.append(index)
+                else:
+                    yield future.result()
+            if broken:
+                raise WorkerDied(sorted(broken + list(pending.values())))
+
+        for index, fn, *args in tasks:
+            pending[executor.submit(fn, *args)] = index
+            if len(pending) >= window:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                yield from finished(done)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            yield from finished(done)
     finally:
         for future in pending:
             future.cancel()
+
+
+class WorkerDied(Exception):
+    """A worker process of the pool died (killed: the out-of-memory killer, a signal)."""
+
+    def __init__(self, in_flight: list):
+        super().__init__(in_flight)
+        self.in_flight = in_flight  # indices of the frames it may have been computing
 
 
 class _one_library_thread:
@@ -466,15 +397,41 @@ class _one_library_thread:
         cv2.setNumThreads(self.saved[1])
 
 
+def _other_extension_hint(missing: list, png: bool) -> str:
+    """'' or a hint at --png when the first missing images exist with the other extension."""
+    swap = (".png", ".jpg") if png else (".jpg", ".png")
+    for path in missing[:20]:
+        root, ext = os.path.splitext(path)
+        if ext == swap[0] and os.path.isfile(root + swap[1]):
+            return (f"{root + swap[1]} exists: did you mean to run without --png?" if png else
+                    f"{root + swap[1]} exists: did you mean --png? (jpg is the default)")
+    return ""
+
+
+def _worker_died_error(in_flight: list, samples: list, results: list, options) -> PrecomputeError:
+    """The one-line error of a run whose worker process died: the frames in flight, what is
+    kept, and what to do."""
+    names = [f"{samples[i].folder} {samples[i].frame_index} {samples[i].side}" for i in in_flight]
+    shown = "; ".join(names[:8]) + (f"; ... ({len(names)} in all)" if len(names) > 8 else "")
+    written = sum(r is not None and r.status == "computed" for r in results)  # and done
+    return PrecomputeError(
+        f"a worker process died (killed by a signal, e.g. the out-of-memory killer) while the "
+        f"pool had these frames in flight: {shown}. The {written} hints computed before it "
+        f"are kept in {options.save_path}; re-run the same command to resume, with fewer "
+        f"--num_workers (each holds a frame and its 12 candidate maps) or more memory.")
+
+
 def precompute(options, progress: bool = True, verbose: bool = True,
                threads: Optional[int] = None,
                one_picker: Optional[bool] = None) -> PrecomputeSummary:
     """Compute the hints of every frame in ``options.filenames`` (PrecomputeOptions).
 
-    Existing valid hints are skipped (unless --overwrite_saved_depths); truncated, corrupt or
-    differently sized ones are recomputed. Each file is written by whoever computed it,
-    atomically, so an interrupted run loses nothing finished. Frames with missing images or
-    other errors are collected in the summary; the others complete.
+    Existing valid hints are skipped (unless --overwrite_saved_depths); truncated or corrupt
+    ones are recomputed; a valid hint of another size raises PrecomputeError naming the flags
+    (never replaced silently). Each file is written by whoever computed it, atomically, so an
+    interrupted run loses nothing finished. Frames with missing images or other errors are
+    collected in the summary; the others complete. A worker process that dies (the OOM
+    killer) raises PrecomputeError naming the frames in flight; finished files stay.
     --num_workers 0 runs in this process, ``threads`` frames at a time (default: one per core;
     OpenCV and torch release the GIL); N > 0 uses N processes of one thread each, at most one
     per usable core. --shard (or the environment, ``resolve_shard``) limits the run to one
@@ -519,6 +476,8 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                 outcome.cpu_seconds = cpu_seconds
             except Exception as e:
                 outcome = FrameResult(outcome.index, "failed", message=f"{type(e).__name__}: {e}")
+        if outcome.status == "other size":  # stop: the whole folder is likely of that size
+            raise _other_size_error(outcome.message, job.height, job.width)
         results[outcome.index] = outcome
         bar.update(1)
         if outcome.status in ("missing", "failed"):
@@ -531,7 +490,7 @@ def precompute(options, progress: bool = True, verbose: bool = True,
             parallelism = f"in-process, {threads} thread{'s' * (threads > 1)}"
             with _one_library_thread(), ThreadPoolExecutor(threads) as executor:
                 # At most 2 x threads frames in flight: the queue the one picker drains.
-                tasks = ((process_frame, job, index, sample)
+                tasks = ((index, process_frame, job, index, sample)
                          for index, sample in enumerate(samples))
                 for outcome in _bounded_map(executor, tasks, window=2 * threads):
                     collect(outcome)
@@ -541,15 +500,21 @@ def precompute(options, progress: bool = True, verbose: bool = True,
             parallelism = f"{workers} worker process{'es' * (workers > 1)}"
             if workers < options.num_workers:
                 parallelism += f" (--num_workers {options.num_workers} capped to the cores)"
-            context = worker_pool.pool_context()
-            with context.Pool(workers, initializer=_init_worker, initargs=(job, samples)) as pool:
-                for outcome in pool.imap_unordered(_worker_task, range(len(samples)), chunksize=1):
+            # A worker killed mid-frame (the OOM killer) breaks the executor, which then fails
+            # every frame in flight: the run stops with their names instead of hanging.
+            with ProcessPoolExecutor(workers, mp_context=worker_pool.pool_context(),
+                                     initializer=_init_worker,
+                                     initargs=(job, samples)) as executor:
+                tasks = ((index, _worker_task, index) for index in range(len(samples)))
+                for outcome in _bounded_map(executor, tasks, window=2 * workers):
                     collect(outcome)
+    except WorkerDied as died:
+        raise _worker_died_error(died.in_flight, samples, results, options) from None
     finally:
         bar.close()
     if one_picker:
         parallelism += f"; pick on {device} in the main process"
-    if shard.count > 1:
+    if not shard.whole:
         parallelism = f"{shard.describe()}; {parallelism}"
 
     done = [r for r in results if r is not None]
@@ -565,9 +530,10 @@ def precompute(options, progress: bool = True, verbose: bool = True,
         mean_coverage=float(np.mean(coverages)) if coverages else None,
         seconds=time.time() - start, save_path=options.save_path, report_path=options.report,
         skipped_duplicate_matchers=skip_duplicates, removed_temporaries=removed,
-        cpu_seconds_per_frame=float(np.mean(cpu)) if cpu else None, parallelism=parallelism)
+        cpu_seconds_per_frame=float(np.mean(cpu)) if cpu else None, parallelism=parallelism,
+        extension_hint=_other_extension_hint(missing, options.png))
     if options.report:
-        _write_report(options.report, options, summary, samples, results)
+        write_report(options.report, options, summary, samples, results)
     if verbose:
         print(summary.format(), file=sys.stdout)
     return summary
@@ -577,16 +543,28 @@ def precompute(options, progress: bool = True, verbose: bool = True,
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """Shard ``index`` of ``count`` (0-based) and what chose it (a flag or variables)."""
+    """Shard ``index`` of ``count`` (0-based) and what chose it (a flag or variables); ``part``
+    (i, n): this process does part i of n of that shard (torchrun's ranks inside it)."""
     index: int = 0
     count: int = 1
     source: str = ""
+    part: tuple = (0, 1)
+
+    @property
+    def whole(self) -> bool:
+        return self.count == 1 and self.part[1] == 1
 
     def describe(self) -> str:
-        """'shard 1/4 (SLURM_ARRAY_TASK_ID)', or '' for the whole split."""
-        if self.count == 1:
-            return ""
-        return f"shard {self.index}/{self.count}" + (f" from {self.source}" if self.source else "")
+        """'shard 1/4 from SLURM_ARRAY_TASK_ID, part 0/2 of it from RANK/WORLD_SIZE', or ''
+        for the whole split."""
+        out = []
+        if self.count > 1:
+            out.append(f"shard {self.index}/{self.count}"
+                       + (f" from {self.source}" if self.source else ""))
+        if self.part[1] > 1:
+            out.append(f"part {self.part[0]}/{self.part[1]} of "
+                       f"{'it' if out else 'the split'} from RANK/WORLD_SIZE")
+        return ", ".join(out)
 
 
 def _integer_variable(environ: Mapping, name: str, fix: str) -> int:
@@ -600,34 +578,64 @@ def _integer_variable(environ: Mapping, name: str, fix: str) -> int:
         raise PrecomputeError(f"{name}={value!r} is not an integer: {fix}.") from None
 
 
-def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None) -> Shard:
-    """This process's shard: ``--shard I/N`` (0-based); else, when set, a SLURM array task
-    (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN, over SLURM_ARRAY_TASK_STEP, of
-    SLURM_ARRAY_TASK_COUNT); else torchrun's RANK of WORLD_SIZE; else the whole split (0/1).
-    A bad value raises PrecomputeError naming the flag or the variable."""
+_ARRAY_FIX = ("submit the array as --array=0-<N-1> with --num_shards N (see "
+              "scripts/slurm/precompute_array.sbatch) or pass --shard I/N")
+
+
+def _array_shard(environ: Mapping, num_shards: Optional[int]) -> tuple:
+    """(index, count) of a SLURM array task. With --num_shards N the task id is the shard
+    index (0..N-1), so any subset of ids can be resubmitted; without it the array must be
+    exactly 0..COUNT-1 (a first submission), as a resubmission of some ids cannot be told
+    from a smaller array."""
+    task = _integer_variable(environ, "SLURM_ARRAY_TASK_ID", _ARRAY_FIX)
+    last = (_integer_variable(environ, "SLURM_ARRAY_TASK_MAX", _ARRAY_FIX)
+            if "SLURM_ARRAY_TASK_MAX" in environ else None)
+    if num_shards is not None:
+        for name, value in (("SLURM_ARRAY_TASK_ID", task), ("SLURM_ARRAY_TASK_MAX", last)):
+            if value is not None and not 0 <= value < num_shards:
+                raise PrecomputeError(f"{name}={value} with --num_shards {num_shards}: the "
+                                      f"array's task ids are the shard ids 0..{num_shards - 1} "
+                                      f"(--array=0-{num_shards - 1}, or some of those ids).")
+        return task, num_shards
+    count = _integer_variable(environ, "SLURM_ARRAY_TASK_COUNT", _ARRAY_FIX)
+    first = (_integer_variable(environ, "SLURM_ARRAY_TASK_MIN", _ARRAY_FIX)
+             if "SLURM_ARRAY_TASK_MIN" in environ else 0)
+    step = (_integer_variable(environ, "SLURM_ARRAY_TASK_STEP", _ARRAY_FIX)
+            if "SLURM_ARRAY_TASK_STEP" in environ else 1)
+    if (first, step) != (0, 1) or last not in (None, count - 1) or not 0 <= task < count:
+        raise PrecomputeError(
+            f"SLURM array task {task} of an array of {count} from {first} to {last} (step "
+            f"{step}) is not one of 0..SLURM_ARRAY_TASK_COUNT-1, so its shard count is unknown "
+            f"(a resubmission of failed ids?): pass --num_shards N, the number of shards of the "
+            f"first submission (the task id is then the shard id), or --shard I/N.")
+    return task, count
+
+
+def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None,
+                  num_shards: Optional[int] = None) -> Shard:
+    """This process's shard. Precedence: ``--shard I/N`` (0-based); else a SLURM array task
+    (``_array_shard``: the task id of --num_shards N, or of SLURM_ARRAY_TASK_COUNT for an
+    array 0..COUNT-1); else the whole split. Under torchrun (WORLD_SIZE > 1) each rank then
+    takes part RANK of WORLD_SIZE of that shard (of the split when there is none), so ranks
+    never repeat each other's frames. A bad value raises PrecomputeError naming the flag or
+    the variable."""
     environ = os.environ if environ is None else environ
+    index, count, source = 0, 1, ""
+    if num_shards is not None and (num_shards < 1 or flag is not None
+                                   or "SLURM_ARRAY_TASK_ID" not in environ):
+        raise PrecomputeError(f"--num_shards {num_shards}: it gives the shard count of a SLURM "
+                              f"array (the task id is the shard id), so it needs a positive "
+                              f"count, SLURM_ARRAY_TASK_ID and no --shard; elsewhere pass "
+                              f"--shard I/N alone.")
     if flag is not None:
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", flag)
         if not match or not 0 <= int(match[1]) < int(match[2]):
             raise PrecomputeError(f"--shard {flag!r}: expected I/N with 0 <= I < N (0-based), "
                                   f"e.g. --shard 0/4 ... --shard 3/4 for four shards.")
-        return Shard(int(match[1]), int(match[2]), "--shard")
-    if "SLURM_ARRAY_TASK_ID" in environ:
-        fix = "submit the array as --array=0-<N-1> (see scripts/slurm/precompute_array.sbatch) " \
-              "or pass --shard I/N"
-        task = _integer_variable(environ, "SLURM_ARRAY_TASK_ID", fix)
-        count = _integer_variable(environ, "SLURM_ARRAY_TASK_COUNT", fix)
-        first = (_integer_variable(environ, "SLURM_ARRAY_TASK_MIN", fix)
-                 if "SLURM_ARRAY_TASK_MIN" in environ else 0)
-        step = (_integer_variable(environ, "SLURM_ARRAY_TASK_STEP", fix)
-                if "SLURM_ARRAY_TASK_STEP" in environ else 1)
-        offset = task - first
-        if count < 1 or step < 1 or offset % step or not 0 <= offset // step < count:
-            raise PrecomputeError(f"SLURM_ARRAY_TASK_ID={task} is not one of "
-                                  f"SLURM_ARRAY_TASK_COUNT={count} evenly spaced tasks from "
-                                  f"SLURM_ARRAY_TASK_MIN={first} in steps of "
-                                  f"SLURM_ARRAY_TASK_STEP={step}: {fix}.")
-        return Shard(offset // step, count, "SLURM_ARRAY_TASK_ID")
+        index, count, source = int(match[1]), int(match[2]), "--shard"
+    elif "SLURM_ARRAY_TASK_ID" in environ:
+        (index, count), source = _array_shard(environ, num_shards), "SLURM_ARRAY_TASK_ID"
+    part = (0, 1)
     if "WORLD_SIZE" in environ:
         fix = "start the processes with torchrun, or pass --shard I/N"
         rank = _integer_variable(environ, "RANK", fix)
@@ -635,18 +643,27 @@ def resolve_shard(flag: Optional[str], environ: Optional[Mapping] = None) -> Sha
         if not 0 <= rank < size:
             raise PrecomputeError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={size}): "
                                   f"{fix}.")
-        return Shard(rank, size, "RANK/WORLD_SIZE")
-    return Shard()
+        part = (rank, size)
+    if count == 1 and part[1] > 1:  # torchrun alone: its ranks are the shards
+        return Shard(part[0], part[1], "RANK/WORLD_SIZE")
+    return Shard(index, count, source, part)
+
+
+def _deal(samples: list, index: int, count: int) -> set:
+    ordered = sorted(set(samples), key=lambda s: (s.folder, s.frame_index, s.side))
+    return set(ordered[index::count])
 
 
 def shard_samples(samples: list, shard: Shard) -> list:
     """The frames of ``shard``: the i-th of the sorted unique frames (folder, frame, side)
     goes to shard i % count, so a shard's frames depend on the split alone (stable under
-    resume) and the shards partition the split. Kept in split order."""
-    if shard.count == 1:
+    resume) and the shards partition the split; its ``part`` is dealt the same way from the
+    shard's frames. Kept in split order."""
+    if shard.whole:
         return list(samples)
-    ordered = sorted(set(samples), key=lambda s: (s.folder, s.frame_index, s.side))
-    mine = set(ordered[shard.index::shard.count])
+    mine = _deal(samples, shard.index, shard.count) if shard.count > 1 else set(samples)
+    if shard.part[1] > 1:
+        mine = _deal(list(mine), *shard.part)
     return [s for s in samples if s in mine]
 
 
@@ -679,7 +696,7 @@ def split_samples(options) -> tuple:
     layout = make_layout(options.dataset, options.data_path,
                          img_ext=".png" if options.png else ".jpg",
                          sceneflow_pass=options.sceneflow_pass)
-    shard = resolve_shard(options.shard)
+    shard = resolve_shard(options.shard, num_shards=options.num_shards)
     return layout, shard_samples(_check_inputs(options, layout), shard), shard
 
 
@@ -694,9 +711,10 @@ def verify(options, progress: bool = True, verbose: bool = True,
                                      threads=threads or usable_cores(), progress=progress)
     if verbose:
         where = f"{options.save_path} ({options.width}x{options.height}"
-        where += f", {shard.describe()})" if shard.count > 1 else ")"
+        where += f", {shard.describe()})" if not shard.whole else ")"
         print(f"Verify depth hints in {where}: {verification.format()}")
         if not verification.ok:
             print("  -> run precompute_depth_hints.py with the same flags, without --verify: "
-                  "it computes the missing files and replaces the others.")
+                  "it computes the missing files and replaces corrupt ones; valid files of "
+                  "another size are replaced only with --overwrite_saved_depths.")
     return verification

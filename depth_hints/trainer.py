@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 import datasets
 from datasets.layout import rig_metric_scale
 from . import allocator, checkpoints, distributed, objective, options as options_module
-from .hint_files import verify_hint_files
+from .hint_files import existing_hint_size, verify_hint_files
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
 
@@ -63,23 +63,31 @@ def build_datasets(opt):
     return made[0], made[1]
 
 
-def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: str) -> None:
+def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: str,
+                  split_path=None, siblings=()) -> None:
     """Fail before training when files are missing or the first sample does not load.
 
     With hints, every hint file's .npy header is read (``hint_files.verify_hint_files``,
     header-only: the precompute's --verify without reading the depths): a truncated, non-float
     or wrongly shaped file stops training here; depths are checked (finite, non-negative)
-    when each file is loaded."""
+    when each file is loaded. The precompute command suggested carries the user's flags: the
+    dataset, --png, ``split_path`` as --filenames and the size of the hints that exist already
+    (in this set or ``siblings``, e.g. the training set when checking validation), else the
+    training size."""
     if not os.path.isdir(dataset.data_path):
         raise TrainingError(f"--data_path {dataset.data_path!r} does not exist.")
     missing = dataset.missing_files()
-    name_of_layout = dataset.layout.name
-    dataset_flag = "" if name_of_layout in ("", "kitti") else f" --dataset {name_of_layout}"
-    precompute_command = (f"python precompute_depth_hints.py{dataset_flag} --data_path "
-                          f"{dataset.data_path} --save_path {depth_hint_path}")
+
+    def precompute_command() -> str:
+        paths = (d.hint_path(s) for d in (dataset, *siblings) for s in d.samples)
+        return options_module.precompute_command(
+            dataset.data_path, depth_hint_path, dataset.layout.name, split_path,
+            dataset.img_ext == ".png", existing_hint_size(paths) or (dataset.height, dataset.width),
+            getattr(dataset, "sceneflow_pass", "clean"))
+
     if missing:
         hints = [m for m in missing if m.endswith(".npy")]
-        fix = (f" Precompute hints with `{precompute_command}` (or fix --depth_hint_path)."
+        fix = (f" Precompute hints with `{precompute_command()}` (or fix --depth_hint_path)."
                if hints else " Check --data_path, --png and the split.")
         raise TrainingError(f"{name}: {len(missing)}+ missing files, e.g. {missing[0]}.{fix}")
     if use_depth_hints:
@@ -89,7 +97,7 @@ def check_dataset(dataset, name: str, use_depth_hints: bool, depth_hint_path: st
             first = checked.problems[0]
             raise TrainingError(f"{name}: {len(checked.problems)} of {checked.total} hint files "
                                 f"are unreadable, e.g. {first.status}: {first.message} "
-                                f"`{precompute_command}` replaces them (add --verify to list "
+                                f"`{precompute_command()}` replaces them (add --verify to list "
                                 f"them all).")
     dataset[0]  # surfaces unreadable images and corrupt hints with their own messages
 
@@ -203,10 +211,12 @@ class Trainer:
         seed_everything(opt.seed)  # the same on every rank: identical initial weights
 
         self.train_set, self.val_set = build_datasets(opt)
-        check_dataset(self.train_set, "training split", opt.use_depth_hints, opt.depth_hint_path)
+        check_dataset(self.train_set, "training split", opt.use_depth_hints, opt.depth_hint_path,
+                      split_file(opt.split, "train_files.txt"), siblings=(self.val_set,))
         if not opt.no_val:
             check_dataset(self.val_set, "validation split (or pass --no_val)", opt.use_depth_hints,
-                          opt.depth_hint_path)
+                          opt.depth_hint_path, split_file(opt.split, "val_files.txt"),
+                          siblings=(self.train_set,))
         self.metric_scale = training_metric_scale(self.train_set, opt.use_stereo, self.is_main)
         self.loss_cfg = objective.LossConfig.from_options(opt)
         with distributed.node_leader_first(self.dist):  # ImageNet weights: one download per machine

@@ -34,7 +34,8 @@ import numpy as np
 
 from datasets.registry import make_layout
 from depth_hints import fused_sgm, images, precompute
-from depth_hints.options import parse_precompute
+from depth_hints.errors import run_entry_point
+from depth_hints.options import OptionsError, parse_precompute, parse_size
 from depth_hints.splits import read_split_file
 
 FOLDER = "benchmark/benchmark_drive_0001_sync"
@@ -145,7 +146,12 @@ def pipeline(data_path, split, save, height, width, png, workers, threads=None, 
     return summary.seconds / summary.total, summary.cpu_seconds_per_frame, summary.mean_coverage
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """Time the hint pipeline; a bad input is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "benchmark_hints.py")
+
+
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data_path", default=None, help="KITTI raw folder (default: synthetic pairs)")
     p.add_argument("--filenames", default=None, help="split file to time (with --data_path)")
@@ -156,6 +162,10 @@ def main(argv=None):
                    help="worker counts to time (default: cores and 12, the flag's default)")
     p.add_argument("--repeats", type=int, default=2, help="runs per row; the fastest is shown")
     args = p.parse_args(argv)
+    sizes = [parse_size(size, "--sizes") for size in args.sizes]
+    if bool(args.data_path) != bool(args.filenames):
+        raise OptionsError("--data_path and --filenames go together (a KITTI raw folder and the "
+                           "split file of the frames to time); pass both or neither.")
     cores = os.cpu_count() or 1
     worker_counts = args.num_workers or sorted({cores, 12})
 
@@ -186,8 +196,7 @@ def main(argv=None):
         print(f"{len(samples)} frames from {source}; "
               f"{cores} cores; blockSize 3 matchers skipped as duplicates of blockSize 2: "
               f"{'yes' if skipping else 'no'}")
-        for size in args.sizes:
-            width, height = (int(v) for v in size.lower().split("x"))
+        for size, (width, height) in zip(args.sizes, sizes):
             pairs = []
             for s in samples:
                 target_path, other_path = make_layout("kitti", str(data_path), img_ext=ext).stereo_image_paths(s)

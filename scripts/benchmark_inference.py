@@ -26,7 +26,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import networks  # noqa: E402
+from depth_hints.errors import run_entry_point  # noqa: E402
 from depth_hints.export import DepthGraph, ExportMetadata, onnx_bytes, torchscript_module  # noqa: E402
+from depth_hints.options import OptionsError  # noqa: E402
+
+
+RESNET_DEPTHS = (18, 34, 50, 101, 152)  # --num_layers' choices in training
 
 
 def build_graph(num_layers: int) -> DepthGraph:
@@ -104,6 +109,11 @@ def backends(graph: DepthGraph, height: int, width: int, cuda: bool):
 
 
 def main(argv=None) -> int:
+    """Time inference; a bad input is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "benchmark_inference.py")
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="ResNet18 at 640x192 only, fewer repeats")
     p.add_argument("--num_layers", type=int, nargs="+", default=None, help="ResNet depths (18 50)")
@@ -116,6 +126,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     layers = args.num_layers or ([18] if args.quick else [18, 50])
+    wrong = [n for n in layers if n not in RESNET_DEPTHS]
+    if wrong:
+        raise OptionsError(f"--num_layers {wrong[0]}: ResNet depths are "
+                           f"{', '.join(map(str, RESNET_DEPTHS))}.")
     sizes = [(192, 640)] if args.quick else [(192, 640), (320, 1024)]
     batches = args.batch_sizes or [1, 8]
     budget = args.budget_s if args.budget_s is not None else (0.5 if args.quick else 1.5)

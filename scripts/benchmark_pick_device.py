@@ -40,7 +40,8 @@ from benchmark_hints import real_pair, synthetic_pair, write_dataset  # noqa: E4
 
 from depth_hints import fused_sgm, hint_files, precompute  # noqa: E402
 from depth_hints.losses import photometric_error  # noqa: E402
-from depth_hints.options import parse_precompute  # noqa: E402
+from depth_hints.errors import run_entry_point  # noqa: E402
+from depth_hints.options import parse_precompute, parse_size  # noqa: E402
 
 #: the tolerance of "equal up to near-ties": where the two picks differ, their winners'
 #: photometric errors (computed on the CPU; errors lie in [0, 1]) are at most this far apart
@@ -132,12 +133,18 @@ def compare_pipelines(root: Path, split: Path, width: int, height: int, device: 
 
 
 def main(argv=None) -> int:
+    """Compare the picks; a bad input is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "benchmark_pick_device.py")
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda", help="the picker's device: cuda (default), cpu")
     p.add_argument("--frames", type=int, default=4, help="pairs per size")
     p.add_argument("--sizes", nargs="+", default=["1024x320", "2048x640"], help="WxH sizes")
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args(argv)
+    sizes = [parse_size(size, "--sizes") for size in args.sizes]
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("benchmark_pick_device: no CUDA GPU visible; try --device cpu")
@@ -149,8 +156,7 @@ def main(argv=None) -> int:
               "device_tile": list(fused_sgm.DEVICE_TILE), "sizes": {}}
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
-    for size in args.sizes:
-        width, height = (int(v) for v in size.lower().split("x"))
+    for size, (width, height) in zip(args.sizes, sizes):
         pairs = []
         for index, (left, right) in enumerate(originals):
             left, right = (cv2.resize(v, (width, height), interpolation=cv2.INTER_AREA)
@@ -161,7 +167,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="pick_device_") as tmp:
         tmp = Path(tmp)
         split = write_dataset(tmp / "data", args.frames)
-        width, height = (int(v) for v in args.sizes[0].lower().split("x"))
+        width, height = sizes[0]
         report["pipeline"] = compare_pipelines(tmp, split, width, height, device.type)
         print(f"pipeline {args.sizes[0]}: {json.dumps(report['pipeline'])}")
     if args.json:

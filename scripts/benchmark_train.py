@@ -5,7 +5,9 @@
     torchrun --nproc_per_node 2 scripts/benchmark_train.py --no_cuda   # DDP: per process and total
 
 Data comes from a small synthetic world in KITTI's layout and image size (1242x375, hints at
-1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median
+1024x320), generated once into a cache folder (default_world_folder(); --data_path without
+--split names another, which must be absent, empty or hold that world), or real KITTI with
+--data_path and --split. Prints median
 seconds per step and images/s; the floor (the networks' forward + backward alone, timed
 interleaved with the step on the same batch) and the step's ratio to it; the step with data
 loading over the step without; and the loader's per-sample decode / resize costs;
@@ -25,12 +27,37 @@ import time
 import torch
 
 
+#: the world's config file (write_synthetic_kitti's): a folder holding it holds a world
+WORLD_MARKER = "synthetic_kitti.json"
+
+
+def default_world_folder() -> str:
+    """The cache folder of the benchmark's synthetic world, in the temporary directory."""
+    return os.path.join(tempfile.gettempdir(), "depth_hints_benchmark_world_1242x375")
+
+
+def check_world_folder(root: str) -> None:
+    """Refuse to write the world into a folder that is not empty and holds no world of an
+    earlier run (a mistyped --data_path pointing at real data, say)."""
+    from depth_hints.options import OptionsError
+    if os.path.isdir(root) and os.listdir(root) and not os.path.isfile(
+            os.path.join(root, WORLD_MARKER)):
+        raise OptionsError(f"--data_path {root} is not empty and holds no benchmark world: to "
+                           f"time your own data there pass --split <split folder> too; without "
+                           f"--data_path the synthetic world goes to {default_world_folder()}.")
+
+
 def _prepare_world(root: str) -> str:
     """Generate a small synthetic world (once) as real KITTI is stored: 1242x375 images, which
     the loader resizes, and hints at the paper's 1024x320; returns its split folder."""
     from depth_hints import synthetic
     from depth_hints.precompute import precompute
     from depth_hints.options import parse_precompute
+    check_world_folder(root)
+    if not os.path.isfile(os.path.join(root, WORLD_MARKER)):
+        print(f"benchmark_train: writing the synthetic world (2 drives x 10 stereo frames at "
+              f"1242x375, ground truth, hints at 1024x320) into {root}; later runs reuse it",
+              flush=True)
     summary = synthetic.write_synthetic_kitti(root, num_drives=2, frames_per_drive=10, width=1242,
                                               height=375, seed=0)
     split = str(summary["split_dir"])
@@ -70,8 +97,17 @@ def loading_costs(dataset, samples: int = 4) -> dict:
 
 
 def main(argv=None) -> int:
+    """Time the training step; a bad input is one line on stderr and exit code 2."""
+    from depth_hints.errors import run_entry_point
+    return run_entry_point(lambda: _main(argv), "benchmark_train.py")
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data_path", default=os.path.join(tempfile.gettempdir(), "depth_hints_bench_kitti_size"))
+    p.add_argument("--data_path", default=None,
+                   help="with --split: real data to time; without: where the synthetic world "
+                        "goes (absent, empty or an earlier world; default "
+                        f"{default_world_folder()})")
     p.add_argument("--split", default=None, help="split folder (default: the synthetic world's)")
     p.add_argument("--height", type=int, default=192)
     p.add_argument("--width", type=int, default=640)
@@ -99,10 +135,13 @@ def main(argv=None) -> int:
     from depth_hints.options import device_from, parse_train
     from depth_hints.trainer import Trainer, to_device
 
+    data_path = args.data_path or default_world_folder()
+    if not args.split:
+        check_world_folder(data_path)  # before any process starts writing
     ctx = distributed.setup(device_from(args.no_cuda))
     with distributed.node_leader_first(ctx):  # one process per machine writes the world
-        split = args.split or _prepare_world(args.data_path)
-    argv_train = ["--data_path", args.data_path, "--split", split, "--png", "--height", str(args.height),
+        split = args.split or _prepare_world(data_path)
+    argv_train = ["--data_path", data_path, "--split", split, "--png", "--height", str(args.height),
                   "--width", str(args.width), "--batch_size", str(args.batch_size), "--num_layers",
                   str(args.num_layers), "--weights_init", "scratch", "--use_stereo", "--frame_ids",
                   *args.frame_ids, "--no_val",

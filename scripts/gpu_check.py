@@ -14,6 +14,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from depth_hints.errors import run_entry_point  # noqa: E402
 
 
 def _run(cmd: list[str], timeout: int) -> dict:
@@ -60,6 +63,11 @@ def hint_checks(timeout: int) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the GPU checks; a project error is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "gpu_check.py")
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="gpu_check.json", help="where the figures go (JSON)")
     p.add_argument("--skip_benchmarks", action="store_true", help="only the tests marked cuda")

@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets.sceneflow import PASSES, SUBSETS, make_sceneflow_splits  # noqa: E402
+from depth_hints.errors import run_entry_point  # noqa: E402
 from depth_hints.splits import PROJECT_SPLITS_DIR  # noqa: E402
 
 
@@ -35,7 +36,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """Write the lists; a bad input is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "make_sceneflow_splits.py")
+
+
+def _main(argv=None):
     args = parse_args(argv)
     counts = make_sceneflow_splits(args.data_path, args.out_dir, args.sceneflow_pass,
                                    args.val_fraction, args.seed, tuple(args.subsets),
@@ -47,4 +53,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from depth_hints.errors import run_entry_point  # noqa: E402
 from depth_hints.synthetic import write_synthetic_kitti, write_synthetic_sceneflow  # noqa: E402
 
 # per layout: out_dir, drives (sequences), frames each, width, height, split name
@@ -62,7 +63,12 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """Write the world; a bad input is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "make_synthetic_kitti.py")
+
+
+def _main(argv=None):
     args = parse_args(argv)
     if args.layout == "kitti":
         summary = write_synthetic_kitti(
@@ -87,4 +93,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,12 +3,21 @@
     python scripts/run_demo.py [--quick] [--out_dir demo_output] [--data_dir data/synthetic_kitti]
 """
 import argparse
+import os
 import sys
 
-from depth_hints.demo import run_demo
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from depth_hints.demo import run_demo  # noqa: E402
+from depth_hints.errors import run_entry_point  # noqa: E402
 
 
 def main(argv=None) -> int:
+    """Run the demo; a project error is one line on stderr and exit code 2."""
+    return run_entry_point(lambda: _main(argv), "run_demo.py")
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a short run (under 3 minutes on 2 CPU cores)")
     p.add_argument("--out_dir", default="demo_output", help="metrics.json, report.md, figures, logs")

@@ -73,6 +73,7 @@ def no_shard_environment():
     runs of the tests (precompute.resolve_shard reads these variables)."""
     with pytest.MonkeyPatch.context() as patch:
         for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
-                     "SLURM_ARRAY_TASK_STEP", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+                     "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_MAX", "RANK", "WORLD_SIZE",
+                     "LOCAL_RANK"):
             patch.delenv(name, raising=False)
         yield

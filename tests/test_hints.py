@@ -517,14 +517,12 @@ def test_sceneflow_refuses_kitti_lines_naming_the_subsets(tmp_path, capsys):
     (None, {}, (0, 1)),
     ("2/3", {}, (2, 3)),
     (" 0 / 1 ", {}, (0, 1)),
-    # an array --array=1-4: tasks 1..4 are shards 0..3
-    (None, {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4",
-            "SLURM_ARRAY_TASK_MIN": "1"}, (2, 4)),
-    # --array=10-16:2: tasks 10, 12, 14, 16
-    (None, {"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_COUNT": "4",
-            "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, (2, 4)),
+    # an array --array=0-3: tasks 0..3 are shards 0..3 (other arrays need --num_shards:
+    # tests/test_precompute_faults.py)
+    (None, {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4",
+            "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "3"}, (2, 4)),
     (None, {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}, (1, 2)),
-    # the SLURM array before torchrun, the flag before both
+    # the SLURM array before torchrun (whose ranks split the array's shard), the flag before both
     (None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2", "RANK": "1",
             "WORLD_SIZE": "4"}, (0, 2)),
     ("1/5", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"}, (1, 5)),
@@ -538,9 +536,9 @@ def test_shard_from_the_flag_then_slurm_then_torchrun(flag, environ, expected):
     ("3/3", {}, "--shard"), ("1", {}, "--shard"), ("-1/2", {}, "--shard"), ("0/0", {}, "--shard"),
     (None, {"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"}, "SLURM_ARRAY_TASK_ID"),
     (None, {"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT"),
-    (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "2"}, "SLURM_ARRAY_TASK_ID=5"),
+    (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "2"}, "SLURM array task 5"),
     (None, {"SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_COUNT": "4",
-            "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, "SLURM_ARRAY_TASK_STEP=2"),
+            "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, "--num_shards"),
     (None, {"WORLD_SIZE": "2"}, "RANK"),
     (None, {"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2"),
 ])
@@ -571,7 +569,7 @@ def _hint_files(save: Path) -> dict:
 
 @pytest.mark.parametrize("count", [2, 3])
 def test_union_of_shards_is_byte_identical_to_one_run(tmp_path, clean_run, count, monkeypatch):
-    """N = 2 with --shard, N = 3 as a SLURM array --array=1-3 (SLURM_ARRAY_TASK_MIN 1)."""
+    """N = 2 with --shard, N = 3 as a SLURM array --array=0-2 with --num_shards 3."""
     root, split, clean, _, _ = clean_run
     save = tmp_path / "hints"
     computed = []
@@ -579,10 +577,10 @@ def test_union_of_shards_is_byte_identical_to_one_run(tmp_path, clean_run, count
         if count == 2:
             options = options_for(root, split, save, "--shard", f"{index}/{count}")
         else:
-            for name, value in (("SLURM_ARRAY_TASK_ID", index + 1), ("SLURM_ARRAY_TASK_COUNT", 3),
-                                ("SLURM_ARRAY_TASK_MIN", 1)):
+            for name, value in (("SLURM_ARRAY_TASK_ID", index), ("SLURM_ARRAY_TASK_COUNT", 3),
+                                ("SLURM_ARRAY_TASK_MIN", 0), ("SLURM_ARRAY_TASK_MAX", 2)):
                 monkeypatch.setenv(name, str(value))
-            options = options_for(root, split, save)
+            options = options_for(root, split, save, "--num_shards", "3")
         before = set(_hint_files(save)) if save.exists() else set()
         summary = precompute.precompute(options, progress=False, verbose=False)
         assert summary.ok and summary.skipped == 0
@@ -672,9 +670,14 @@ def test_verify_passes_a_good_folder_and_lists_every_problem_of_a_damaged_one(
         assert str(path) in out
     assert f"is {WIDTH // 2}x{HEIGHT}, not {WIDTH}x{HEIGHT}" in out
     assert _hint_files(save) == damaged  # nothing recomputed or removed
-    # The same run without --verify repairs it; then --verify passes.
+    assert "--overwrite_saved_depths" in out  # what the file of another size needs
+    # The same run without --verify stops at the valid hint of another size (never replaced
+    # silently); with --overwrite_saved_depths it repairs everything; then --verify passes.
     argv.remove("--verify")
-    assert precompute_depth_hints.main([*argv, "--save_path", str(save)]) == 0
+    assert precompute_depth_hints.main([*argv, "--save_path", str(save)]) == 2
+    assert "--overwrite_saved_depths" in capsys.readouterr().err
+    assert precompute_depth_hints.main([*argv, "--save_path", str(save),
+                                        "--overwrite_saved_depths"]) == 0
     assert _hint_files(save) == _hint_files(clean)
 
 

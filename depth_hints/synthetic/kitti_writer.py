@@ -13,6 +13,7 @@ import numpy as np
 
 from datasets.kitti_raw import KittiRawLayout
 from depth_hints.atomic import atomic_write
+from depth_hints.errors import DepthHintsError
 from depth_hints.kitti import camera_folder, depth_to_png_array
 
 from .lidar import lidar_sweep
@@ -139,17 +140,24 @@ def _split_lines(num_drives: int, frames_per_drive: int, seed: int):
         {"train": len(train), "val": len(val), "test": len(test)}
 
 
+class SyntheticWorldError(DepthHintsError, ValueError):
+    """A bad argument to a world writer, or a folder holding a world of other parameters."""
+
+
 def _check_world_arguments(count_name: str, count: int, frames_name: str, frames: int,
                            width: int, height: int, seed: int) -> None:
-    """The checks both writers make; ValueError naming the argument."""
+    """The checks the writers make; SyntheticWorldError naming the argument (the KITTI and
+    SceneFlow writers name the flags of scripts/make_synthetic_kitti.py)."""
     if count < 1:
-        raise ValueError(f"{count_name} must be >= 1")
+        raise SyntheticWorldError(f"{count_name} {count}: must be >= 1.")
     if frames < 3:
-        raise ValueError(f"{frames_name} must be >= 3 (mono training needs neighbours)")
+        raise SyntheticWorldError(f"{frames_name} {frames}: must be >= 3 "
+                                  f"(mono training needs a previous and a next frame).")
     if width < 8 or height < 8:
-        raise ValueError("image too small")
+        raise SyntheticWorldError(f"--width {width} --height {height}: the image is too small "
+                                  f"(8 pixels at least).")
     if seed < 0:
-        raise ValueError("seed must be non-negative")
+        raise SyntheticWorldError(f"--seed {seed}: must be non-negative.")
 
 
 def _refuse_other_parameters(out_dir: str, cfg_path: str, config: dict) -> None:
@@ -159,8 +167,8 @@ def _refuse_other_parameters(out_dir: str, cfg_path: str, config: dict) -> None:
     with open(cfg_path) as f:
         old = json.load(f)
     if any(old.get(k) != v for k, v in config.items()):
-        raise ValueError("%s was generated with %s; pass overwrite=True (--overwrite) to "
-                         "regenerate it with %s" % (out_dir, old, config))
+        raise SyntheticWorldError("%s was generated with %s; pass overwrite=True (--overwrite) "
+                                  "to regenerate it with %s" % (out_dir, old, config))
 
 
 def write_synthetic_kitti(out_dir: str = "data/synthetic_kitti", num_drives: int = 4,
@@ -174,7 +182,7 @@ def write_synthetic_kitti(out_dir: str = "data/synthetic_kitti", num_drives: int
     ``overwrite``.  Returns a dict with the output paths, counts of written and
     skipped files, the split sizes and the mean render time per view.
     """
-    _check_world_arguments("num_drives", num_drives, "frames_per_drive", frames_per_drive,
+    _check_world_arguments("--num_drives", num_drives, "--frames_per_drive", frames_per_drive,
                            width, height, seed)
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)

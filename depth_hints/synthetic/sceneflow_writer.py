@@ -14,8 +14,8 @@ import numpy as np
 from datasets.sceneflow import FOCAL_LENGTH_35MM_PX, PASSES, SCENEFLOW_BASELINE, SceneFlowLayout
 from depth_hints.pfm import write_pfm
 
-from .kitti_writer import (_atomic_write_bytes, _check_world_arguments, _png_bytes,
-                           _refuse_other_parameters,
+from .kitti_writer import (SyntheticWorldError, _atomic_write_bytes, _check_world_arguments,
+                           _png_bytes, _refuse_other_parameters,
                            _write_text_if_changed)
 from .renderer import render_view
 from .scene import World, camera_to_world, make_world
@@ -58,7 +58,9 @@ def sceneflow_folders(num_sequences: int, num_test_sequences: Optional[int] = No
     if num_test_sequences is None:
         num_test_sequences = max(1, num_sequences // 4) if num_sequences > 1 else 0
     if not 0 <= num_test_sequences <= num_sequences:
-        raise ValueError("num_test_sequences must be in [0, num_sequences]")
+        raise SyntheticWorldError(f"num_test_sequences (--num_test_sequences) "
+                                  f"{num_test_sequences}: must be in [0, num_sequences = "
+                                  f"{num_sequences}].")
     num_train = num_sequences - num_test_sequences
     train = ["flyingthings3d/TRAIN/A/%04d" % i for i in range(num_train)]
     test = ["flyingthings3d/TEST/A/%04d" % i for i in range(num_test_sequences)]
@@ -119,7 +121,7 @@ def write_synthetic_sceneflow(out_dir: str = "data/synthetic_sceneflow", num_seq
     existing ones kept unless ``overwrite``; a folder made with other parameters is refused.
     Split lists: ``datasets.sceneflow_dataset.make_sceneflow_splits`` (the script runs it)."""
 
-    _check_world_arguments("num_sequences", num_sequences, "frames_per_sequence",
+    _check_world_arguments("--num_sequences", num_sequences, "--frames_per_sequence",
                            frames_per_sequence, width, height, seed)
     passes = tuple(passes)
     if not passes or any(p not in PASSES for p in passes):
