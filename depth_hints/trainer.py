@@ -165,13 +165,19 @@ def choose_channels_last(opt, device) -> bool:
 
 def autocast_dtype(opt, device):
     """torch dtype of the networks' autocast (None: float32 throughout); --bf16 on a GPU
-    without bfloat16 is an error naming --fp16."""
+    without bfloat16 is an error naming --fp16, --fp16 off a GPU one naming --bf16 (refused
+    rather than warned: a warning scrolls by in a batch log while the job runs at a quarter of
+    the float32 speed)."""
     if opt.bf16:
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise TrainingError(f"--bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
                                 f"support; use --fp16 (float16 with gradient scaling) instead.")
         return torch.bfloat16
     if opt.fp16:
+        if device.type != "cuda":
+            raise TrainingError(f"--fp16 on the {device.type}: float16 autocast is made for GPUs "
+                                f"and runs about 4x slower than float32 here; drop --fp16, or "
+                                f"use --bf16 on a CPU with bfloat16 support (AVX512-BF16, AMX).")
         return torch.float16
     return None
 
@@ -293,6 +299,9 @@ class Trainer:
         folder = os.path.expanduser(folder)
         if not os.path.isdir(folder):
             raise TrainingError(f"--load_weights_folder {folder!r} does not exist.")
+        if self.is_main:
+            print(f"loading weights from {folder}: "
+                  f"{', '.join(n for n in names if n in self.model.nets) or 'none of --models_to_load'}")
         for name in names:
             if name not in self.model.nets:
                 continue

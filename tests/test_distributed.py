@@ -246,7 +246,14 @@ def test_cuda_build_without_gpu_says_so_once(monkeypatch, capsys):
     assert device_from(True).type == "cpu" and capsys.readouterr().out == ""
 
 
-def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti):
+def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti, monkeypatch):
+    """The float16 autocast + GradScaler path CUDA runs, exercised on the CPU (where the
+    trainer refuses --fp16 for its speed: bypassed here)."""
+    from depth_hints import trainer as trainer_module
+    with pytest.raises(TrainingError, match="--bf16"):
+        autocast_dtype(_Opt(fp16=True), torch.device("cpu"))
+    monkeypatch.setattr(trainer_module, "autocast_dtype",
+                        lambda opt, device: torch.float16 if opt.fp16 else None)
     argv = _train_args(tiny_kitti, "f", "--batch_size", "2", *SMALL)
     fp32 = Trainer(parse_train(argv))
     fp16 = Trainer(parse_train(argv + ["--fp16", "--model_name", "f16"]))

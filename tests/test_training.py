@@ -325,3 +325,56 @@ def test_loader_workers_keep_the_step_priority_unless_asked(monkeypatch):
     monkeypatch.setenv("DH_LOADER_NICE", "7")
     trainer_module.worker_init(0)
     assert calls == [7]
+
+
+# -- numeric flags: refused at parse time with one line naming the flag -----------------------
+
+@pytest.mark.parametrize("flag,value", [
+    ("--log_frequency", "0"), ("--save_frequency", "0"), ("--scheduler_step_size", "0"),
+    ("--batch_size", "0"), ("--num_epochs", "0"), ("--learning_rate", "0"),
+    ("--learning_rate", "nan"), ("--num_workers", "-1"), ("--num_steps", "-3"),
+    ("--disparity_smoothness", "-0.001"), ("--min_depth", "0"), ("--max_depth", "0.05"),
+    ("--save_every_steps", "-1"),
+])
+def test_numeric_flags_out_of_range_are_one_line_errors_at_parse_time(tiny_kitti, capsys, flag, value):
+    argv = _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", flag, value)
+    with pytest.raises(OptionsError, match=flag):
+        parse_train(argv)
+    err = _without_notes(_main_error(capsys, argv))
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and flag in err
+
+
+def test_numeric_flags_at_their_smallest_valid_values_parse(tiny_kitti):
+    opt = parse_train(_args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--log_frequency", "1",
+                            "--save_frequency", "1", "--scheduler_step_size", "1", "--num_epochs", "1",
+                            "--num_workers", "0", "--num_steps", "0", "--disparity_smoothness", "0"))
+    assert (opt.log_frequency, opt.save_frequency, opt.scheduler_step_size, opt.num_workers) == (1, 1, 1, 0)
+
+
+# -- smaller items: split advice, the fine-tuning line, --fp16 on the CPU ---------------------
+
+def test_stereo_dataset_without_split_names_make_stereo_splits(tiny_kitti, capsys):
+    argv = [a for a in _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--dataset", "stereo")]
+    i = argv.index("--split")
+    del argv[i:i + 2]
+    err = _without_notes(_main_error(capsys, argv))
+    assert len(err.strip().splitlines()) == 1
+    assert "scripts/make_stereo_splits.py" in err and "--split" in err
+    assert "fetch_kitti_splits" not in err
+
+
+def test_fine_tuning_says_where_the_weights_come_from(tiny_kitti, capsys):
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "1"]
+    Trainer(parse_train(_args(tiny_kitti, "ft0", "--num_steps", "1", *base))).train()
+    folder = os.path.join(tiny_kitti, "logs", "ft0", "models", "weights_0")
+    capsys.readouterr()
+    Trainer(parse_train(_args(tiny_kitti, "ft1", "--load_weights_folder", folder,
+                              "--models_to_load", "encoder", "depth", *base)))
+    out = capsys.readouterr().out
+    assert f"loading weights from {folder}: encoder, depth" in out
+
+
+def test_fp16_on_the_cpu_is_refused_naming_bf16(tiny_kitti, capsys):
+    err = _without_notes(_main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo",
+                                                   "--fp16")))
+    assert len(err.strip().splitlines()) == 1 and "--fp16" in err and "--bf16" in err
