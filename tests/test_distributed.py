@@ -115,7 +115,7 @@ def test_two_node_localhost_run_trains_and_saves_once(tmp_path):
     done = _run(_torchrun(2, DRIVER, "--out", os.path.join(root, "resumed.pt"),
                           *_train_args(root, "nodes", "--batch_size", "1", "--num_epochs", "2",
                                        "--num_steps", "4", "--resume")))
-    assert "resumed from" in done.stdout and "batch 2 of the epoch" in done.stdout
+    assert "resumed from" in done.stdout and "4 samples of the epoch done" in done.stdout
     assert sorted(os.listdir(models)) == ["opt.json", "weights_0", "weights_1"]
     state = torch.load(os.path.join(models, "weights_1", "train_state.pth"), weights_only=False)
     assert (state["epoch"], state["step"], state["batch_in_epoch"]) == (1, 4, 1)
@@ -145,8 +145,23 @@ def test_resumable_sampler_splits_the_epoch_and_skips_what_was_done():
     assert sorted(orders[0] + orders[1]) == data  # disjoint, complete (10 divides evenly)
     again = distributed.ResumableSampler(data, distributed.DistContext(rank=1, world_size=2), seed=3)
     again.set_epoch(4)
-    again.set_start(2)
+    again.set_start(4)  # 4 samples done, both ranks together: 2 of each rank's
     assert list(again) == orders[1][2:] and len(again) == 3
+    # the same position on 3 processes: the 6 samples left, 2 each, none seen twice
+    three = [distributed.ResumableSampler(data, distributed.DistContext(rank=r, world_size=3), seed=3)
+             for r in range(3)]
+    for s in three:
+        s.set_epoch(4)
+        s.set_start(4)
+    rest = [i for s in three for i in s]
+    assert [len(s) for s in three] == [2, 2, 2]
+    assert sorted(rest) == sorted(set(data) - set(orders[0][:2] + orders[1][:2]))
+    # 7 left on 2 processes: padded with the epoch's first sample, as DistributedSampler pads
+    for s in ranks:
+        s.set_start(3)
+    assert [len(s) for s in ranks] == [4, 4]
+    epoch_order = [i for pair in zip(*orders) for i in pair]  # rank r took every 2nd from r
+    assert sorted(i for s in ranks for i in s) == sorted(epoch_order[3:] + epoch_order[:1])
     again.set_start(0)
     again.set_epoch(5)
     assert list(again) != orders[1]  # a new order each epoch
@@ -176,7 +191,7 @@ def test_signal_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_kitti):
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
 
     resumed = Trainer(parse_train(_train_args(tiny_kitti, "cut", *base, "--resume")))
-    assert (resumed.state.epoch, resumed.state.step, resumed.state.batch_in_epoch) == (1, 5, 2)
+    assert (resumed.state.epoch, resumed.state.step, resumed.state.samples_in_epoch) == (1, 5, 4)
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
     assert resumed.train()["steps"] == 6
     for key, value in full.model.state_dict().items():
