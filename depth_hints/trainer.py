@@ -151,7 +151,14 @@ def worker_init(worker_id: int) -> None:
     starved by their spinning and the step waited for its batch: on a quiet 2-core machine the
     step with loading over the step without was 1.40-1.50 at nice 10, 1.05-1.06 at nice 0
     (320x96, scripts/benchmark_train.py). On a machine shared with other jobs a positive value
-    may keep the loader from preempting the step."""
+    may keep the loader from preempting the step.
+
+    The preemption signals are ignored here: torchrun (os.killpg) and SLURM send them to the
+    workers too, and a worker that dies of one fails the step in progress; the main process
+    alone handles them (distributed.PreemptionFlag: finish the step, save, exit 0)."""
+    import signal
+    for signum in distributed.PREEMPTION_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     import cv2
     cv2.setNumThreads(0)
     nice = int(os.environ.get("DH_LOADER_NICE", "0"))

@@ -219,6 +219,35 @@ def test_sigterm_writes_a_checkpoint_and_exits_zero(tiny_kitti):
     assert state["step"] >= 1 and state["step"] == 3 * state["epoch"] + state["batch_in_epoch"]
 
 
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_exits_zero(tiny_kitti):
+    """torchrun (os.killpg) and SLURM signal the loader workers too: they ignore it, the main
+    process finishes its step, writes a resumable checkpoint and exits 0 (no "DataLoader
+    worker ... killed by signal")."""
+    args = _train_args(tiny_kitti, "group", "--batch_size", "2", "--num_epochs", "1000",
+                       "--save_every_steps", "1", "--num_workers", "2", *SMALL)
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], env=_env(),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    models = os.path.join(tiny_kitti, "logs", "group", "models")
+    marker = os.path.join(models, "weights_0", "train_state.pth")
+    deadline = time.monotonic() + 180
+    while not os.path.isfile(marker) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "loader workers" in out and " 0 loader workers" not in out  # workers did run
+    assert "killed by signal" not in out and "Traceback" not in out
+    assert "SIGTERM" in out and "--resume" in out
+    newest = max((d for d in os.listdir(models) if d.startswith("weights_")),
+                 key=lambda d: int(d.split("_")[1].split(".")[0]))
+    state = torch.load(os.path.join(models, newest, "train_state.pth"), weights_only=False)
+    assert state["step"] >= 1 and state["step"] == 3 * state["epoch"] + state["batch_in_epoch"]
+
+
 # -- precision, memory format, device ---------------------------------------------------------
 
 class _Opt:

@@ -315,8 +315,11 @@ def test_loader_workers_keep_the_step_priority_unless_asked(monkeypatch):
     """At the step's priority the loader fills the cores' waits (a niced worker was starved and
     the step waited for its batch); DH_LOADER_NICE lowers it on a shared machine."""
     import cv2
+    import signal
     from depth_hints import trainer as trainer_module
     monkeypatch.setattr(cv2, "setNumThreads", lambda n: None)  # this process keeps its threads
+    ignored = []  # this process keeps its signal handlers; a worker ignores preemption signals
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: ignored.append((signum, handler)))
     calls = []
     monkeypatch.setattr(trainer_module.os, "nice", lambda n: calls.append(n), raising=False)
     monkeypatch.delenv("DH_LOADER_NICE", raising=False)
@@ -325,6 +328,7 @@ def test_loader_workers_keep_the_step_priority_unless_asked(monkeypatch):
     monkeypatch.setenv("DH_LOADER_NICE", "7")
     trainer_module.worker_init(0)
     assert calls == [7]
+    assert set(ignored) == {(signal.SIGTERM, signal.SIG_IGN), (signal.SIGUSR1, signal.SIG_IGN)}
 
 
 # -- numeric flags: refused at parse time with one line naming the flag -----------------------
