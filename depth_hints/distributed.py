@@ -102,6 +102,12 @@ def node_leader_first(ctx: DistContext):
             dist.barrier()
 
 
+def barrier(ctx: DistContext) -> None:
+    """Wait until every rank is here (no-op in a single process)."""
+    if ctx.is_distributed:
+        dist.barrier(device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
 def broadcast_seed(ctx: DistContext, seed: int | None) -> int:
     """``seed``, or a fresh random one chosen by rank 0 and shared, so that every rank draws
     the same sample order."""

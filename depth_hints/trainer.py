@@ -452,6 +452,9 @@ class Trainer:
                 # weights_<epoch>; a run stopped mid-epoch saves into the epoch in progress,
                 # with the sampler position, and a resume continues from the next batch.
                 self.save(epoch)
+        # No rank returns before rank 0's last checkpoint is on disk: on a preemption the
+        # others' agents would exit first and srun --kill-on-bad-exit kill rank 0 mid-write.
+        distributed.barrier(self.dist)
         bar.close()
         if preempted and self.is_main:
             print(f"{preemption.received or 'a signal on another rank'}: saved step "

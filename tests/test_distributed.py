@@ -1,5 +1,6 @@
 """Training under torchrun (gloo, CPU): 2 processes equal 1 process with the same global batch,
 a 2-"node" localhost run, the resumable sampler, preemption signals and mid-epoch resume."""
+import json
 import os
 import signal
 import socket
@@ -131,6 +132,22 @@ def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
                           env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode != 0
     assert (done.stdout + done.stderr).count("Loss became nan at step 2") == 2
+
+
+def test_on_a_preemption_every_rank_returns_after_rank_0_has_saved(tmp_path):
+    """Rank 1 is signalled after step 2; both stop, rank 0 writes weights_0 (slowed by 3 s),
+    and rank 1 returns only once it is in place: an agent whose ranks exited early cannot
+    have srun --kill-on-bad-exit kill rank 0 mid-write."""
+    root = str(tmp_path)
+    make_kitti_tree(root)
+    out = os.path.join(root, "out.pt")
+    done = _run(_torchrun(2, DRIVER, "--out", out, "--sigterm_on_rank", "1", "--slow_save", "3",
+                          *_train_args(root, "race", "--batch_size", "1", "--num_epochs", "1000")))
+    assert "a signal on another rank: saved step 2" in done.stdout
+    summary = torch.load(out, weights_only=False)["summary"]
+    assert summary["preempted"] and summary["steps"] == 2
+    with open(out + ".rank1") as f:
+        assert json.load(f) == ["opt.json", "weights_0"]
 
 
 # -- the sampler ------------------------------------------------------------------------------
