@@ -348,3 +348,65 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_kitti, extra):
     assert frozen and all(".encoder.fc." in n for n in frozen)  # only the classification heads
     keys = trainer.model.nets["encoder"].state_dict().keys()
     assert {"encoder.fc.weight", "encoder.fc.bias"} <= set(keys)  # monodepth2's keys kept
+
+
+# -- the SLURM examples -----------------------------------------------------------------------
+
+SBATCH = os.path.join(ROOT, "scripts", "slurm", "train_multinode.sbatch")
+#: what torchrun forwards to its workers unless --signals_to_handle says otherwise
+TORCHRUN_FORWARDS = {"TERM", "INT", "HUP", "QUIT"}
+
+
+def _sbatch_text(path=SBATCH):
+    with open(path) as f:
+        return f.read()
+
+
+def test_sbatch_signal_is_one_torchrun_forwards_and_the_trainer_handles():
+    text = _sbatch_text()
+    import re
+    signals = re.findall(r"^#SBATCH --signal=(?:B:)?([A-Z0-9]+)@\d+", text, re.M)
+    assert signals, "the example asks SLURM for a warning signal before the time limit"
+    handled = {signal.Signals(s).name[3:] for s in distributed.PREEMPTION_SIGNALS}
+    forwarded = set(TORCHRUN_FORWARDS)
+    extra = re.search(r"--signals[_-]to[_-]handle[ =]\"?([A-Z0-9,]+)", text)
+    if extra:
+        forwarded = {s.removeprefix("SIG") for s in extra.group(1).split(",")}
+    for name in signals:
+        assert name.removeprefix("SIG") in forwarded & handled, name
+
+
+def test_srun_gets_the_cpus_per_task_explicitly():
+    """Slurm >= 22.05: srun no longer inherits --cpus-per-task from the allocation."""
+    for name in os.listdir(os.path.join(ROOT, "scripts", "slurm")):
+        text = _sbatch_text(os.path.join(ROOT, "scripts", "slurm", name))
+        for line in text.splitlines():
+            if line.lstrip().startswith("srun "):
+                assert ("--cpus-per-task" in line or "export SRUN_CPUS_PER_TASK" in text), (name, line)
+
+
+def _resume_block(text):
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("for ") and "weights_" in line)
+    end = next(i for i in range(start, len(lines)) if lines[i].strip() == "done")
+    return "\n".join(lines[start:end + 1])
+
+
+@pytest.mark.parametrize("folders,resumes", [
+    ([], False), (["weights_3.tmp"], False), (["weights_3.tmp", "opt.json"], False),
+    (["weights_0"], True), (["weights_2.old", "weights_2.tmp"], True), (["weights_12", "weights_13.tmp"], True),
+])
+def test_sbatch_resumes_only_from_a_complete_checkpoint(tmp_path, folders, resumes):
+    """The example adds --resume when models/ holds a checkpoint --resume takes (weights_N, or
+    weights_N.old left by a save stopped between its renames), never for a lone .tmp."""
+    models = tmp_path / "logs" / "run" / "models"
+    models.mkdir(parents=True)
+    for name in folders:
+        (models / name).mkdir()
+    script = ("set -euo pipefail\nLOG_DIR=%s\nMODEL_NAME=run\nTRAIN_FLAGS=(--x)\n%s\necho \"${TRAIN_FLAGS[@]}\"\n"
+              % (tmp_path / "logs", _resume_block(_sbatch_text())))
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert ("--resume" in done.stdout.split()) == resumes
+    from depth_hints.trainer import latest_checkpoint
+    assert (latest_checkpoint(str(models)) is not None) == resumes
