@@ -137,8 +137,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="run the networks under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
                         "or AMX and on Ampere+ GPUs); weights, geometry and losses stay float32")
     p.add_argument("--fp16", action="store_true",
-                   help="float16 autocast with gradient scaling, for GPUs without bfloat16; "
-                        "weights, geometry and losses stay float32")
+                   help="float16 autocast with gradient scaling, for GPUs without bfloat16 "
+                        "(refused on the CPU, where it is slower than float32); weights, "
+                        "geometry and losses stay float32")
     # Scaling out (torchrun); see README "Scaling out".
     p.add_argument("--sync_bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)")

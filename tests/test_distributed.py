@@ -150,6 +150,36 @@ def test_on_a_preemption_every_rank_returns_after_rank_0_has_saved(tmp_path):
         assert json.load(f) == ["opt.json", "weights_0"]
 
 
+def test_sigterm_to_torchrun_and_its_whole_group_saves_a_resumable_checkpoint(tmp_path):
+    """What SLURM's --signal=TERM@N and scancel do to a torchrun job: SIGTERM to the agent, the
+    training processes and their loader workers at once. The agent forwards it, the workers
+    ignore it, rank 0 writes the checkpoint; every training process exits 0 (the agent itself
+    reports the signal)."""
+    root = str(tmp_path)
+    make_kitti_tree(root)
+    args = _train_args(root, "tr", "--batch_size", "1", "--num_epochs", "1000", "--save_every_steps", "1",
+                       "--num_workers", "1", *SMALL)
+    proc = subprocess.Popen(_torchrun(2, os.path.join(ROOT, "train.py"), *args), env=_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    models = os.path.join(root, "logs", "tr", "models")
+    marker = os.path.join(models, "weights_0", "train_state.pth")
+    deadline = time.monotonic() + 180
+    while not os.path.isfile(marker) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    out = proc.communicate(timeout=120)[0]
+    assert "saved step" in out and "--resume" in out, out[-3000:]
+    assert "killed by signal" not in out and "exitcode  : -" not in out, out[-3000:]
+    newest = max((d for d in os.listdir(models) if d.startswith("weights_")),
+                 key=lambda d: int(d.split("_")[1].split(".")[0]))
+    state = torch.load(os.path.join(models, newest, "train_state.pth"), weights_only=False)
+    assert state["world_size"] == 2 and state["samples_in_epoch"] == 2 * state["batch_in_epoch"]
+
+
 # -- the sampler ------------------------------------------------------------------------------
 
 def test_resumable_sampler_splits_the_epoch_and_skips_what_was_done():
