@@ -30,6 +30,11 @@ DEFAULT_METRIC_SCALE = STEREO_SCALE_FACTOR
 _BLOCKS_TO_LAYERS = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}
 
 
+#: names of complete checkpoint folders in a run's models/: weights_N, and weights_N.old,
+#: the previous weights_N while a save replaces it (never weights_N.tmp, written in place)
+COMPLETE_CHECKPOINT_PATTERN = r"weights_(\d+)(\.old)?"
+
+
 class CheckpointError(DepthHintsError, FileNotFoundError):
     """A weights folder or file that is missing or does not fit; the message says which."""
 
@@ -175,7 +180,12 @@ def load_into(model: torch.nn.Module, folder: str, name: str, strict: bool = Fal
 
 def save_weights_folder(folder: str, models: dict, height: int, width: int, use_stereo: bool,
                         optimizer=None, train_state: dict | None = None, options: dict | None = None):
-    """Write a complete weights folder atomically: a temp folder renamed into place."""
+    """Write a complete weights folder atomically: a temp folder renamed into place.
+
+    Replacing an existing ``folder`` takes two renames (a folder cannot be renamed over a
+    non-empty one): the old one to ``<folder>.old``, the new one into place. A kill between
+    them leaves ``<folder>.old``, still complete, which ``--resume`` takes while ``folder``
+    is missing (COMPLETE_CHECKPOINT_PATTERN): a resumable checkpoint exists at every instant."""
     tmp = folder.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -192,14 +202,12 @@ def save_weights_folder(folder: str, models: dict, height: int, width: int, use_
         with open(os.path.join(tmp, "opt.json"), "w") as f:
             json.dump(options, f, indent=2, sort_keys=True)
     _fsync_tree(tmp)  # on disk before the rename makes it visible (a preempted job may be killed next)
+    old = folder.rstrip("/") + ".old"
     if os.path.isdir(folder):
-        old = folder.rstrip("/") + ".old"
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)  # stale: folder itself is complete
         os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, folder)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_tree(folder: str) -> None:

@@ -102,6 +102,12 @@ def node_leader_first(ctx: DistContext):
             dist.barrier()
 
 
+def barrier(ctx: DistContext) -> None:
+    """Wait until every rank is here (no-op in a single process)."""
+    if ctx.is_distributed:
+        dist.barrier(device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
 def broadcast_seed(ctx: DistContext, seed: int | None) -> int:
     """``seed``, or a fresh random one chosen by rank 0 and shared, so that every rank draws
     the same sample order."""
@@ -138,9 +144,11 @@ def gather(ctx: DistContext, obj) -> list:
 
 class ResumableSampler(DistributedSampler):
     """``DistributedSampler`` that can start part-way into an epoch: after ``set_epoch(e)`` and
-    ``set_start(k)`` it yields this rank's order for epoch ``e`` minus its first ``k`` indices,
-    so a resumed run sees exactly the samples the interrupted one had left. The order depends
-    on (seed, epoch, rank, world size) only. With one process it is a seeded shuffle."""
+    ``set_start(k)`` it skips the first ``k`` samples of epoch ``e``'s global order (the
+    samples every rank together has trained on, whatever the number of processes and batch
+    size that did it) and shares out the rest, rank r taking every world_size-th from r.
+    The order depends on (seed, epoch) only; with ``k = 0`` this is DistributedSampler's own
+    split. With one process it is a seeded shuffle."""
 
     def __init__(self, dataset, ctx: DistContext, seed: int, shuffle: bool = True):
         super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle,
@@ -148,15 +156,29 @@ class ResumableSampler(DistributedSampler):
         self.start = 0
 
     def set_start(self, start: int) -> None:
-        """Skip the first ``start`` indices of this rank's order in the current epoch."""
+        """Skip the first ``start`` samples of the current epoch's global order."""
         self.start = start
 
+    def _remaining(self) -> list:
+        """The global order after ``start``, padded (from the order's beginning, as
+        DistributedSampler pads) to a multiple of the number of processes."""
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(len(self.dataset), generator=g).tolist()
+        else:
+            order = list(range(len(self.dataset)))
+        rest = order[self.start:]
+        padding = -len(rest) % self.num_replicas
+        if rest and padding:
+            rest += (order * (padding // len(order) + 1))[:padding]
+        return rest
+
     def __iter__(self):
-        order = list(super().__iter__())
-        return iter(order[self.start:])
+        return iter(self._remaining()[self.rank::self.num_replicas])
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return len(self._remaining()) // self.num_replicas
 
 
 # ----------------------------------------------------------------------------- RNG state

@@ -24,6 +24,32 @@ class OptionsError(DepthHintsError, ValueError):
     """A bad flag or flag combination; the message names the flag and the fix."""
 
 
+_KITTI_DEFAULT_SPLIT = "eigen_zhou"
+#: datasets whose split lists the user makes, and how
+_OWN_SPLIT_TOOLS = {
+    "stereo": "make the lists with `python scripts/make_stereo_splits.py --data_path <rig> "
+              "--out_dir splits/<rig>`, then pass --split splits/<rig>.",
+    "sceneflow": "make the lists with `python scripts/make_sceneflow_splits.py --data_path "
+                 "<SceneFlow root>`, then pass --split sceneflow.",
+}
+
+# flag -> (smallest allowed value, whether the bound itself is allowed, what it means)
+_TRAIN_NUMBER_RULES = {
+    "batch_size": (1, True, "at least 1"),
+    "num_epochs": (1, True, "at least 1"),
+    "learning_rate": (0, False, "positive"),
+    "scheduler_step_size": (1, True, "at least 1 (epochs before the learning rate drops)"),
+    "log_frequency": (1, True, "at least 1 (steps between logs)"),
+    "save_frequency": (1, True, "at least 1 (epochs between checkpoints)"),
+    "num_workers": (0, True, "0 (load in the main process) or more"),
+    "num_steps": (0, True, "0 (no limit) or positive"),
+    "save_every_steps": (0, True, "0 (off) or positive"),
+    "disparity_smoothness": (0, True, "0 or more"),
+    "min_depth": (0, False, "positive"),
+    "max_depth": (0, False, "positive"),
+}
+
+
 # ----------------------------------------------------------------------------- flag groups
 
 def _add_data_flags(p: argparse.ArgumentParser, height: int, width: int) -> None:
@@ -79,7 +105,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_dir", type=str, default=os.path.join(os.path.expanduser("~"), "tmp"),
                    help="where runs are written: <log_dir>/<model_name>/")
     p.add_argument("--model_name", type=str, default="mdp", help="folder name of this run")
-    p.add_argument("--split", type=str, default="eigen_zhou",
+    p.add_argument("--split", type=str, default=_KITTI_DEFAULT_SPLIT,
                    help="a split name under splits/ or a folder with train_files.txt, val_files.txt")
     p.add_argument("--disparity_smoothness", type=float, default=1e-3, help="smoothness weight")
     p.add_argument("--scales", nargs="+", type=int, default=[0, 1, 2, 3], help="loss scales")
@@ -132,8 +158,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="run the networks under bfloat16 autocast (fast on CPUs with AVX512-BF16 "
                         "or AMX and on Ampere+ GPUs); weights, geometry and losses stay float32")
     p.add_argument("--fp16", action="store_true",
-                   help="float16 autocast with gradient scaling, for GPUs without bfloat16; "
-                        "weights, geometry and losses stay float32")
+                   help="float16 autocast with gradient scaling, for GPUs without bfloat16 "
+                        "(refused on the CPU, where it is slower than float32); weights, "
+                        "geometry and losses stay float32")
     # Scaling out (torchrun); see README "Scaling out".
     p.add_argument("--sync_bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)")
@@ -384,11 +411,27 @@ def train_options_from_dict(values: dict):
     if values["v1_multiscale"] and values["use_depth_hints"]:
         raise OptionsError("--v1_multiscale cannot be combined with --use_depth_hints (the original "
                            "refuses it; hints are full-resolution): drop one of the two flags.")
-    if values["batch_size"] < 1:
-        raise OptionsError("--batch_size must be at least 1")
+    _check_numbers(values, _TRAIN_NUMBER_RULES)
+    if values["max_depth"] <= values["min_depth"]:
+        raise OptionsError(f"--max_depth {values['max_depth']:g} must exceed --min_depth "
+                           f"{values['min_depth']:g}; e.g. --min_depth 0.1 --max_depth 100.")
+    if values["dataset"] in _OWN_SPLIT_TOOLS and values["split"] == _KITTI_DEFAULT_SPLIT:
+        raise OptionsError(f"--dataset {values['dataset']} needs --split (the default "
+                           f"{_KITTI_DEFAULT_SPLIT} lists KITTI frames): "
+                           f"{_OWN_SPLIT_TOOLS[values['dataset']]}")
     _check_scaling_flags(values)
     del unknown  # extra keys of old opt.json files are ignored on purpose
     return _freeze(TrainOptions, values)
+
+
+def _check_numbers(values: dict, rules: dict) -> None:
+    """Each numeric flag in range (and finite), else a one-line OptionsError naming it."""
+    import math
+    for name, (bound, inclusive, meaning) in rules.items():
+        value = values[name]
+        ok = math.isfinite(value) and (value >= bound if inclusive else value > bound)
+        if not ok:
+            raise OptionsError(f"--{name} must be {meaning}, got {value}.")
 
 
 def _check_scaling_flags(values: dict) -> None:
@@ -399,9 +442,6 @@ def _check_scaling_flags(values: dict) -> None:
     if values["channels_last"] and values["no_channels_last"]:
         raise OptionsError("--channels_last and --no_channels_last exclude each other; pass one "
                            "or neither (default: on for CUDA, off on the CPU).")
-    if values["save_every_steps"] < 0:
-        raise OptionsError(f"--save_every_steps must be 0 (off) or positive, got "
-                           f"{values['save_every_steps']}")
 
 
 def parse_evaluate(argv: Sequence[str] | None = None):

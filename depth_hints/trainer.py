@@ -35,7 +35,9 @@ class TrainState:
     """Where a run stands; saved with every checkpoint for a true resume."""
     epoch: int = 0  # next epoch to run (the one in progress after a mid-epoch save)
     step: int = 0   # optimiser steps taken
-    batch_in_epoch: int = 0  # batches of `epoch` already trained on (a mid-epoch resume skips them)
+    # samples of `epoch` already trained on, all processes together: a mid-epoch resume skips
+    # them, whatever its number of processes and batch size
+    samples_in_epoch: int = 0
 
 
 def seed_everything(seed: int | None) -> None:
@@ -129,12 +131,14 @@ def build_model(opt) -> DepthHintsModel:
 
 
 def latest_checkpoint(models_dir: str) -> str | None:
-    """The weights_N folder with the largest N, or None."""
+    """The complete checkpoint with the largest N: weights_N, or weights_N.old where a save
+    replacing weights_N was stopped between its two renames (checkpoints.save_weights_folder);
+    weights_N.tmp (possibly half-written) never. None when there is none."""
     if not os.path.isdir(models_dir):
         return None
-    found = [(int(m.group(1)), d) for d in os.listdir(models_dir)
-             if (m := re.fullmatch(r"weights_(\d+)", d))]
-    return os.path.join(models_dir, max(found)[1]) if found else None
+    found = [(int(m.group(1)), not m.group(2), d) for d in os.listdir(models_dir)
+             if (m := re.fullmatch(checkpoints.COMPLETE_CHECKPOINT_PATTERN, d))]
+    return os.path.join(models_dir, max(found)[2]) if found else None
 
 
 def loader_workers(requested: int, cores: int, processes_per_machine: int = 1) -> int:
@@ -155,7 +159,14 @@ def worker_init(worker_id: int) -> None:
     starved by their spinning and the step waited for its batch: on a quiet 2-core machine the
     step with loading over the step without was 1.40-1.50 at nice 10, 1.05-1.06 at nice 0
     (320x96, scripts/benchmark_train.py). On a machine shared with other jobs a positive value
-    may keep the loader from preempting the step."""
+    may keep the loader from preempting the step.
+
+    The preemption signals are ignored here: torchrun (os.killpg) and SLURM send them to the
+    workers too, and a worker that dies of one fails the step in progress; the main process
+    alone handles them (distributed.PreemptionFlag: finish the step, save, exit 0)."""
+    import signal
+    for signum in distributed.PREEMPTION_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     import cv2
     cv2.setNumThreads(0)
     nice = int(os.environ.get("DH_LOADER_NICE", "0"))
@@ -173,13 +184,20 @@ def choose_channels_last(opt, device) -> bool:
 
 def autocast_dtype(opt, device):
     """torch dtype of the networks' autocast (None: float32 throughout); --bf16 on a GPU
-    without bfloat16 is an error naming --fp16."""
+    without bfloat16 is an error naming --fp16, --fp16 off a GPU one naming --bf16 (refused
+    rather than warned: a warning scrolls by in a batch log while the job runs several times
+    slower than in float32: 17x a step at 320x96 on a 2-core AVX-512 EPYC, 4x in the issue)."""
     if opt.bf16:
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise TrainingError(f"--bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
                                 f"support; use --fp16 (float16 with gradient scaling) instead.")
         return torch.bfloat16
     if opt.fp16:
+        if device.type != "cuda":
+            raise TrainingError(f"--fp16 on the {device.type}: float16 autocast is made for GPUs "
+                                f"and runs several times slower than float32 here (4x and 17x "
+                                f"a step on two test CPUs); drop --fp16, or use --bf16 on a CPU "
+                                f"with bfloat16 support (AVX512-BF16, AMX).")
         return torch.float16
     return None
 
@@ -254,6 +272,7 @@ class Trainer:
 
         self.train_sampler = distributed.ResumableSampler(self.train_set, self.dist, self.data_seed)
         self.steps_per_epoch = self.train_sampler.num_samples // opt.batch_size
+        self.global_batch = opt.batch_size * self.dist.world_size
         if self.steps_per_epoch == 0:
             raise TrainingError(f"The training split has {len(self.train_set)} samples, fewer than "
                                 f"--batch_size {opt.batch_size} per process "
@@ -303,6 +322,9 @@ class Trainer:
         folder = os.path.expanduser(folder)
         if not os.path.isdir(folder):
             raise TrainingError(f"--load_weights_folder {folder!r} does not exist.")
+        if self.is_main:
+            print(f"loading weights from {folder}: "
+                  f"{', '.join(n for n in names if n in self.model.nets) or 'none of --models_to_load'}")
         for name in names:
             if name not in self.model.nets:
                 continue
@@ -321,7 +343,9 @@ class Trainer:
             folder, self.model.named_networks(), self.opt.height, self.opt.width, self.opt.use_stereo,
             optimizer=self.optimizer,
             train_state={"epoch": self.state.epoch, "step": self.state.step,
-                         "batch_in_epoch": self.state.batch_in_epoch,
+                         "samples_in_epoch": self.state.samples_in_epoch,
+                         # informational (this layout's batches); samples_in_epoch decides
+                         "batch_in_epoch": self.state.samples_in_epoch // self.global_batch,
                          "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                          "data_seed": self.data_seed, "world_size": self.dist.world_size,
                          "batch_size": self.opt.batch_size, "rng": rng,
@@ -339,27 +363,27 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoints.load_state(folder, "adam"))
         state = checkpoints.load_state(folder, "train_state")
         self.scheduler.load_state_dict(state["scheduler"])
-        if "scaler" in state:
+        if state.get("scaler"):  # a run saved without --fp16 holds an empty (disabled) state
             self.scaler.load_state_dict(state["scaler"])
-        batch_in_epoch = state.get("batch_in_epoch", 0)
-        same_layout = (state.get("world_size", 1) == self.dist.world_size
-                       and state.get("batch_size", self.opt.batch_size) == self.opt.batch_size)
+        saved_world, saved_batch = state.get("world_size", 1), state.get("batch_size", self.opt.batch_size)
+        # checkpoints from before samples were counted hold the position in their batches
+        samples = state.get("samples_in_epoch",
+                            state.get("batch_in_epoch", 0) * saved_batch * saved_world)
+        same_layout = saved_world == self.dist.world_size and saved_batch == self.opt.batch_size
         if "data_seed" in state:
             self.data_seed = state["data_seed"]
         if same_layout and "rng" in state:
             self.resumed_rng = state["rng"][self.dist.rank]
         elif "torch_rng" in state and self.dist.world_size == 1:
             self.resumed_rng = {"torch": state["torch_rng"]}
-        if batch_in_epoch and not same_layout:
-            if self.is_main:
-                print(f"note: {folder} was saved mid-epoch by {state.get('world_size', 1)} x batch "
-                      f"{state.get('batch_size')}; with a different layout epoch {state['epoch']} "
-                      f"restarts from its beginning")
-            batch_in_epoch = 0
-        self.state = TrainState(epoch=state["epoch"], step=state["step"], batch_in_epoch=batch_in_epoch)
+        if samples and not same_layout and self.is_main:
+            print(f"note: {folder} was saved mid-epoch by {saved_world} x batch {saved_batch}; "
+                  f"{self.dist.world_size} x batch {self.opt.batch_size} continue epoch "
+                  f"{state['epoch']} after the same {samples} samples (new augmentation draws)")
+        self.state = TrainState(epoch=state["epoch"], step=state["step"], samples_in_epoch=samples)
         if self.is_main:
             print(f"resumed from {folder}: epoch {self.state.epoch}, step {self.state.step}"
-                  f"{f', batch {batch_in_epoch} of the epoch' if batch_in_epoch else ''}")
+                  f"{f', {samples} samples of the epoch done' if samples else ''}")
 
     # -- the loop -----------------------------------------------------------------------------
     def process_batch(self, batch: dict, model=None):
@@ -381,22 +405,33 @@ class Trainer:
         with distributed.PreemptionFlag() as preemption:
             return self._train(preemption)
 
+    def batches_left_in_epoch(self) -> int:
+        """Batches this process has left in the current epoch (sets the sampler to it)."""
+        self.train_sampler.set_epoch(self.state.epoch)
+        self.train_sampler.set_start(self.state.samples_in_epoch)
+        return len(self.train_sampler) // self.opt.batch_size
+
     def _train(self, preemption) -> dict:
         from tqdm import tqdm
         opt = self.opt
         history = []
         start = time.time()
-        total_steps = opt.num_epochs * self.steps_per_epoch
+        # The epochs decide the end (a resume on another layout included); --num_steps, when
+        # set, can end the run earlier.
+        total_steps = self.state.step
+        if self.state.epoch < opt.num_epochs:
+            total_steps += (self.batches_left_in_epoch()
+                            + (opt.num_epochs - self.state.epoch - 1) * self.steps_per_epoch)
         if opt.num_steps:
             total_steps = min(total_steps, opt.num_steps)
         bar = tqdm(total=total_steps, initial=min(self.state.step, total_steps), disable=not self.is_main,
                    desc=opt.model_name, unit="step", dynamic_ncols=True)
-        stop = self.state.step >= total_steps
+        stop = bool(opt.num_steps) and self.state.step >= opt.num_steps
         preempted = False
         while self.state.epoch < opt.num_epochs and not stop:
             self.model.train()
-            self.train_sampler.set_epoch(self.state.epoch)
-            self.train_sampler.set_start(self.state.batch_in_epoch * opt.batch_size)
+            batches = self.batches_left_in_epoch()
+            taken = 0
             for batch in self.train_loader:
                 inputs, outputs, losses = self.step(batch)
                 loss, preempted = distributed.agree(self.dist, float(losses["loss"].detach()),
@@ -405,28 +440,32 @@ class Trainer:
                     raise TrainingError(f"Loss became {loss} at step {self.state.step}; lower "
                                         f"--learning_rate or check the inputs.")
                 history.append(loss)
+                taken += 1
                 bar.update(1)
                 bar.set_postfix(epoch=self.state.epoch, loss=f"{loss:.4f}")
                 if self.is_main and (self.state.step % opt.log_frequency == 0 or self.state.step == 1):
                     self.log("train", inputs, outputs, losses)
                     self.validate()
-                stop = preempted or self.state.step >= total_steps
+                stop = preempted or (bool(opt.num_steps) and self.state.step >= opt.num_steps)
                 if stop:
                     break
                 if opt.save_every_steps and self.state.step % opt.save_every_steps == 0 \
-                        and self.state.batch_in_epoch < self.steps_per_epoch:
+                        and taken < batches:
                     self.save(self.state.epoch)  # mid-epoch: resumable from this batch
             epoch = self.state.epoch
             periodic = bool(opt.save_every_steps) and self.state.step % opt.save_every_steps == 0
-            if self.state.batch_in_epoch >= self.steps_per_epoch:  # the epoch is complete
+            if taken >= batches:  # the epoch is complete
                 self.scheduler.step()  # decays after epoch `scheduler_step_size` has finished
                 self.state.epoch += 1
-                self.state.batch_in_epoch = 0
+                self.state.samples_in_epoch = 0
             if (stop or periodic or self.state.epoch % opt.save_frequency == 0
                     or self.state.epoch == opt.num_epochs):
                 # weights_<epoch>; a run stopped mid-epoch saves into the epoch in progress,
                 # with the sampler position, and a resume continues from the next batch.
                 self.save(epoch)
+        # No rank returns before rank 0's last checkpoint is on disk: on a preemption the
+        # others' agents would exit first and srun --kill-on-bad-exit kill rank 0 mid-write.
+        distributed.barrier(self.dist)
         bar.close()
         if preempted and self.is_main:
             print(f"{preemption.received or 'a signal on another rank'}: saved step "
@@ -446,7 +485,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.step += 1
-        self.state.batch_in_epoch += 1
+        self.state.samples_in_epoch += self.global_batch
         return inputs, outputs, losses
 
     @torch.no_grad()

@@ -1,5 +1,6 @@
 """Training under torchrun (gloo, CPU): 2 processes equal 1 process with the same global batch,
 a 2-"node" localhost run, the resumable sampler, preemption signals and mid-epoch resume."""
+import json
 import os
 import signal
 import socket
@@ -115,7 +116,7 @@ def test_two_node_localhost_run_trains_and_saves_once(tmp_path):
     done = _run(_torchrun(2, DRIVER, "--out", os.path.join(root, "resumed.pt"),
                           *_train_args(root, "nodes", "--batch_size", "1", "--num_epochs", "2",
                                        "--num_steps", "4", "--resume")))
-    assert "resumed from" in done.stdout and "batch 2 of the epoch" in done.stdout
+    assert "resumed from" in done.stdout and "4 samples of the epoch done" in done.stdout
     assert sorted(os.listdir(models)) == ["opt.json", "weights_0", "weights_1"]
     state = torch.load(os.path.join(models, "weights_1", "train_state.pth"), weights_only=False)
     assert (state["epoch"], state["step"], state["batch_in_epoch"]) == (1, 4, 1)
@@ -133,6 +134,52 @@ def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
     assert (done.stdout + done.stderr).count("Loss became nan at step 2") == 2
 
 
+def test_on_a_preemption_every_rank_returns_after_rank_0_has_saved(tmp_path):
+    """Rank 1 is signalled after step 2; both stop, rank 0 writes weights_0 (slowed by 3 s),
+    and rank 1 returns only once it is in place: an agent whose ranks exited early cannot
+    have srun --kill-on-bad-exit kill rank 0 mid-write."""
+    root = str(tmp_path)
+    make_kitti_tree(root)
+    out = os.path.join(root, "out.pt")
+    done = _run(_torchrun(2, DRIVER, "--out", out, "--sigterm_on_rank", "1", "--slow_save", "3",
+                          *_train_args(root, "race", "--batch_size", "1", "--num_epochs", "1000")))
+    assert "a signal on another rank: saved step 2" in done.stdout
+    summary = torch.load(out, weights_only=False)["summary"]
+    assert summary["preempted"] and summary["steps"] == 2
+    with open(out + ".rank1") as f:
+        assert json.load(f) == ["opt.json", "weights_0"]
+
+
+def test_sigterm_to_torchrun_and_its_whole_group_saves_a_resumable_checkpoint(tmp_path):
+    """What SLURM's --signal=TERM@N and scancel do to a torchrun job: SIGTERM to the agent, the
+    training processes and their loader workers at once. The agent forwards it, the workers
+    ignore it, rank 0 writes the checkpoint; every training process exits 0 (the agent itself
+    reports the signal)."""
+    root = str(tmp_path)
+    make_kitti_tree(root)
+    args = _train_args(root, "tr", "--batch_size", "1", "--num_epochs", "1000", "--save_every_steps", "1",
+                       "--num_workers", "1", *SMALL)
+    proc = subprocess.Popen(_torchrun(2, os.path.join(ROOT, "train.py"), *args), env=_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    models = os.path.join(root, "logs", "tr", "models")
+    marker = os.path.join(models, "weights_0", "train_state.pth")
+    deadline = time.monotonic() + 180
+    while not os.path.isfile(marker) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    out = proc.communicate(timeout=120)[0]
+    assert "saved step" in out and "--resume" in out, out[-3000:]
+    assert "killed by signal" not in out and "exitcode  : -" not in out, out[-3000:]
+    newest = max((d for d in os.listdir(models) if d.startswith("weights_")),
+                 key=lambda d: int(d.split("_")[1].split(".")[0]))
+    state = torch.load(os.path.join(models, newest, "train_state.pth"), weights_only=False)
+    assert state["world_size"] == 2 and state["samples_in_epoch"] == 2 * state["batch_in_epoch"]
+
+
 # -- the sampler ------------------------------------------------------------------------------
 
 def test_resumable_sampler_splits_the_epoch_and_skips_what_was_done():
@@ -145,8 +192,23 @@ def test_resumable_sampler_splits_the_epoch_and_skips_what_was_done():
     assert sorted(orders[0] + orders[1]) == data  # disjoint, complete (10 divides evenly)
     again = distributed.ResumableSampler(data, distributed.DistContext(rank=1, world_size=2), seed=3)
     again.set_epoch(4)
-    again.set_start(2)
+    again.set_start(4)  # 4 samples done, both ranks together: 2 of each rank's
     assert list(again) == orders[1][2:] and len(again) == 3
+    # the same position on 3 processes: the 6 samples left, 2 each, none seen twice
+    three = [distributed.ResumableSampler(data, distributed.DistContext(rank=r, world_size=3), seed=3)
+             for r in range(3)]
+    for s in three:
+        s.set_epoch(4)
+        s.set_start(4)
+    rest = [i for s in three for i in s]
+    assert [len(s) for s in three] == [2, 2, 2]
+    assert sorted(rest) == sorted(set(data) - set(orders[0][:2] + orders[1][:2]))
+    # 7 left on 2 processes: padded with the epoch's first sample, as DistributedSampler pads
+    for s in ranks:
+        s.set_start(3)
+    assert [len(s) for s in ranks] == [4, 4]
+    epoch_order = [i for pair in zip(*orders) for i in pair]  # rank r took every 2nd from r
+    assert sorted(i for s in ranks for i in s) == sorted(epoch_order[3:] + epoch_order[:1])
     again.set_start(0)
     again.set_epoch(5)
     assert list(again) != orders[1]  # a new order each epoch
@@ -176,7 +238,7 @@ def test_signal_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_kitti):
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
 
     resumed = Trainer(parse_train(_train_args(tiny_kitti, "cut", *base, "--resume")))
-    assert (resumed.state.epoch, resumed.state.step, resumed.state.batch_in_epoch) == (1, 5, 2)
+    assert (resumed.state.epoch, resumed.state.step, resumed.state.samples_in_epoch) == (1, 5, 4)
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
     assert resumed.train()["steps"] == 6
     for key, value in full.model.state_dict().items():
@@ -200,6 +262,35 @@ def test_sigterm_writes_a_checkpoint_and_exits_zero(tiny_kitti):
     models = os.path.dirname(os.path.dirname(marker))
     folders = [d for d in os.listdir(models) if d.startswith("weights_")]
     newest = max(folders, key=lambda d: int(d.split("_")[1]))
+    state = torch.load(os.path.join(models, newest, "train_state.pth"), weights_only=False)
+    assert state["step"] >= 1 and state["step"] == 3 * state["epoch"] + state["batch_in_epoch"]
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_exits_zero(tiny_kitti):
+    """torchrun (os.killpg) and SLURM signal the loader workers too: they ignore it, the main
+    process finishes its step, writes a resumable checkpoint and exits 0 (no "DataLoader
+    worker ... killed by signal")."""
+    args = _train_args(tiny_kitti, "group", "--batch_size", "2", "--num_epochs", "1000",
+                       "--save_every_steps", "1", "--num_workers", "2", *SMALL)
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], env=_env(),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    models = os.path.join(tiny_kitti, "logs", "group", "models")
+    marker = os.path.join(models, "weights_0", "train_state.pth")
+    deadline = time.monotonic() + 180
+    while not os.path.isfile(marker) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "loader workers" in out and " 0 loader workers" not in out  # workers did run
+    assert "killed by signal" not in out and "Traceback" not in out
+    assert "SIGTERM" in out and "--resume" in out
+    newest = max((d for d in os.listdir(models) if d.startswith("weights_")),
+                 key=lambda d: int(d.split("_")[1].split(".")[0]))
     state = torch.load(os.path.join(models, newest, "train_state.pth"), weights_only=False)
     assert state["step"] >= 1 and state["step"] == 3 * state["epoch"] + state["batch_in_epoch"]
 
@@ -246,7 +337,14 @@ def test_cuda_build_without_gpu_says_so_once(monkeypatch, capsys):
     assert device_from(True).type == "cpu" and capsys.readouterr().out == ""
 
 
-def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti):
+def test_fp16_step_on_cpu_keeps_float32_weights_and_a_close_loss(tiny_kitti, monkeypatch):
+    """The float16 autocast + GradScaler path CUDA runs, exercised on the CPU (where the
+    trainer refuses --fp16 for its speed: bypassed here)."""
+    from depth_hints import trainer as trainer_module
+    with pytest.raises(TrainingError, match="--bf16"):
+        autocast_dtype(_Opt(fp16=True), torch.device("cpu"))
+    monkeypatch.setattr(trainer_module, "autocast_dtype",
+                        lambda opt, device: torch.float16 if opt.fp16 else None)
     argv = _train_args(tiny_kitti, "f", "--batch_size", "2", *SMALL)
     fp32 = Trainer(parse_train(argv))
     fp16 = Trainer(parse_train(argv + ["--fp16", "--model_name", "f16"]))
@@ -280,3 +378,65 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_kitti, extra):
     assert frozen and all(".encoder.fc." in n for n in frozen)  # only the classification heads
     keys = trainer.model.nets["encoder"].state_dict().keys()
     assert {"encoder.fc.weight", "encoder.fc.bias"} <= set(keys)  # monodepth2's keys kept
+
+
+# -- the SLURM examples -----------------------------------------------------------------------
+
+SBATCH = os.path.join(ROOT, "scripts", "slurm", "train_multinode.sbatch")
+#: what torchrun forwards to its workers unless --signals_to_handle says otherwise
+TORCHRUN_FORWARDS = {"TERM", "INT", "HUP", "QUIT"}
+
+
+def _sbatch_text(path=SBATCH):
+    with open(path) as f:
+        return f.read()
+
+
+def test_sbatch_signal_is_one_torchrun_forwards_and_the_trainer_handles():
+    text = _sbatch_text()
+    import re
+    signals = re.findall(r"^#SBATCH --signal=(?:B:)?([A-Z0-9]+)@\d+", text, re.M)
+    assert signals, "the example asks SLURM for a warning signal before the time limit"
+    handled = {signal.Signals(s).name[3:] for s in distributed.PREEMPTION_SIGNALS}
+    forwarded = set(TORCHRUN_FORWARDS)
+    extra = re.search(r"--signals[_-]to[_-]handle[ =]\"?([A-Z0-9,]+)", text)
+    if extra:
+        forwarded = {s.removeprefix("SIG") for s in extra.group(1).split(",")}
+    for name in signals:
+        assert name.removeprefix("SIG") in forwarded & handled, name
+
+
+def test_srun_gets_the_cpus_per_task_explicitly():
+    """Slurm >= 22.05: srun no longer inherits --cpus-per-task from the allocation."""
+    for name in os.listdir(os.path.join(ROOT, "scripts", "slurm")):
+        text = _sbatch_text(os.path.join(ROOT, "scripts", "slurm", name))
+        for line in text.splitlines():
+            if line.lstrip().startswith("srun "):
+                assert ("--cpus-per-task" in line or "export SRUN_CPUS_PER_TASK" in text), (name, line)
+
+
+def _resume_block(text):
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("for ") and "weights_" in line)
+    end = next(i for i in range(start, len(lines)) if lines[i].strip() == "done")
+    return "\n".join(lines[start:end + 1])
+
+
+@pytest.mark.parametrize("folders,resumes", [
+    ([], False), (["weights_3.tmp"], False), (["weights_3.tmp", "opt.json"], False),
+    (["weights_0"], True), (["weights_2.old", "weights_2.tmp"], True), (["weights_12", "weights_13.tmp"], True),
+])
+def test_sbatch_resumes_only_from_a_complete_checkpoint(tmp_path, folders, resumes):
+    """The example adds --resume when models/ holds a checkpoint --resume takes (weights_N, or
+    weights_N.old left by a save stopped between its renames), never for a lone .tmp."""
+    models = tmp_path / "logs" / "run" / "models"
+    models.mkdir(parents=True)
+    for name in folders:
+        (models / name).mkdir()
+    script = ("set -euo pipefail\nLOG_DIR=%s\nMODEL_NAME=run\nTRAIN_FLAGS=(--x)\n%s\necho \"${TRAIN_FLAGS[@]}\"\n"
+              % (tmp_path / "logs", _resume_block(_sbatch_text())))
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert ("--resume" in done.stdout.split()) == resumes
+    from depth_hints.trainer import latest_checkpoint
+    assert (latest_checkpoint(str(models)) is not None) == resumes

@@ -315,8 +315,11 @@ def test_loader_workers_keep_the_step_priority_unless_asked(monkeypatch):
     """At the step's priority the loader fills the cores' waits (a niced worker was starved and
     the step waited for its batch); DH_LOADER_NICE lowers it on a shared machine."""
     import cv2
+    import signal
     from depth_hints import trainer as trainer_module
     monkeypatch.setattr(cv2, "setNumThreads", lambda n: None)  # this process keeps its threads
+    ignored = []  # this process keeps its signal handlers; a worker ignores preemption signals
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: ignored.append((signum, handler)))
     calls = []
     monkeypatch.setattr(trainer_module.os, "nice", lambda n: calls.append(n), raising=False)
     monkeypatch.delenv("DH_LOADER_NICE", raising=False)
@@ -325,3 +328,160 @@ def test_loader_workers_keep_the_step_priority_unless_asked(monkeypatch):
     monkeypatch.setenv("DH_LOADER_NICE", "7")
     trainer_module.worker_init(0)
     assert calls == [7]
+    assert set(ignored) == {(signal.SIGTERM, signal.SIG_IGN), (signal.SIGUSR1, signal.SIG_IGN)}
+
+
+# -- numeric flags: refused at parse time with one line naming the flag -----------------------
+
+@pytest.mark.parametrize("flag,value", [
+    ("--log_frequency", "0"), ("--save_frequency", "0"), ("--scheduler_step_size", "0"),
+    ("--batch_size", "0"), ("--num_epochs", "0"), ("--learning_rate", "0"),
+    ("--learning_rate", "nan"), ("--num_workers", "-1"), ("--num_steps", "-3"),
+    ("--disparity_smoothness", "-0.001"), ("--min_depth", "0"), ("--max_depth", "0.05"),
+    ("--save_every_steps", "-1"),
+])
+def test_numeric_flags_out_of_range_are_one_line_errors_at_parse_time(tiny_kitti, capsys, flag, value):
+    argv = _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", flag, value)
+    with pytest.raises(OptionsError, match=flag):
+        parse_train(argv)
+    err = _without_notes(_main_error(capsys, argv))
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and flag in err
+
+
+def test_numeric_flags_at_their_smallest_valid_values_parse(tiny_kitti):
+    opt = parse_train(_args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--log_frequency", "1",
+                            "--save_frequency", "1", "--scheduler_step_size", "1", "--num_epochs", "1",
+                            "--num_workers", "0", "--num_steps", "0", "--disparity_smoothness", "0"))
+    assert (opt.log_frequency, opt.save_frequency, opt.scheduler_step_size, opt.num_workers) == (1, 1, 1, 0)
+
+
+# -- smaller items: split advice, the fine-tuning line, --fp16 on the CPU ---------------------
+
+def test_stereo_dataset_without_split_names_make_stereo_splits(tiny_kitti, capsys):
+    argv = [a for a in _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo", "--dataset", "stereo")]
+    i = argv.index("--split")
+    del argv[i:i + 2]
+    err = _without_notes(_main_error(capsys, argv))
+    assert len(err.strip().splitlines()) == 1
+    assert "scripts/make_stereo_splits.py" in err and "--split" in err
+    assert "fetch_kitti_splits" not in err
+
+
+def test_fine_tuning_says_where_the_weights_come_from(tiny_kitti, capsys):
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "1"]
+    Trainer(parse_train(_args(tiny_kitti, "ft0", "--num_steps", "1", *base))).train()
+    folder = os.path.join(tiny_kitti, "logs", "ft0", "models", "weights_0")
+    capsys.readouterr()
+    Trainer(parse_train(_args(tiny_kitti, "ft1", "--load_weights_folder", folder,
+                              "--models_to_load", "encoder", "depth", *base)))
+    out = capsys.readouterr().out
+    assert f"loading weights from {folder}: encoder, depth" in out
+
+
+def test_fp16_on_the_cpu_is_refused_naming_bf16(tiny_kitti, capsys):
+    err = _without_notes(_main_error(capsys, _args(tiny_kitti, "x", "--frame_ids", "0", "--use_stereo",
+                                                   "--fp16")))
+    assert len(err.strip().splitlines()) == 1 and "--fp16" in err and "--bf16" in err
+
+
+# -- resume on a new layout, GradScaler state, the checkpoint swap -----------------------------
+
+def _seen_samples(monkeypatch, dataset_class, record):
+    """Record (epoch, sample index) of every training sample fetched (num_workers 0)."""
+    original = dataset_class.__getitem__
+
+    def spy(self, index):
+        if record.get("trainer") is not None and self is record["trainer"].train_set:
+            record["seen"].append((record["trainer"].state.epoch, index))
+        return original(self, index)
+    monkeypatch.setattr(dataset_class, "__getitem__", spy)
+
+
+@pytest.mark.parametrize("old_format", [False, True])
+def test_resume_with_a_doubled_batch_size_trains_the_remaining_epochs_and_samples(
+        tmp_path, monkeypatch, old_format):
+    """12 samples, 3 epochs. Stopped after 8 steps of batch 2 (epoch 1, 4 of its samples
+    seen), resumed with batch 4: epoch 1's other 8 samples in 2 steps, then epoch 2's 12 in 3
+    steps. Checkpoints of the old format (position in batches) resume the same way."""
+    from conftest import make_kitti_tree
+    root = str(tmp_path)
+    make_kitti_tree(root, num_frames=8)
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "3", "--width", "96"]
+    record = {"seen": []}
+    first = Trainer(parse_train(_args(root, "L", "--num_steps", "8", *base)))
+    _seen_samples(monkeypatch, type(first.train_set), record)
+    record["trainer"] = first
+    assert first.train()["steps"] == 8
+    folder = os.path.join(root, "logs", "L", "models", "weights_1")
+    if old_format:  # what the trainer wrote before positions were counted in samples
+        path = os.path.join(folder, "train_state.pth")
+        state = torch.load(path, weights_only=False)
+        del state["samples_in_epoch"]
+        assert state["batch_in_epoch"] == 2
+        torch.save(state, path)
+    resumed = Trainer(parse_train(_args(root, "L", "--resume", "--batch_size", "4", *base)))
+    assert (resumed.state.epoch, resumed.state.step, resumed.state.samples_in_epoch) == (1, 8, 4)
+    record["trainer"] = resumed
+    summary = resumed.train()
+    assert (summary["steps"], summary["epochs"]) == (13, 3)
+    seen = record["seen"]
+    assert sorted(i for e, i in seen if e == 0) == list(range(12))
+    assert sorted(i for e, i in seen if e == 1) == list(range(12))  # 4 before the stop, 8 after
+    assert sorted(i for e, i in seen if e == 2) == list(range(12))
+    assert len(seen) == 36
+    state = torch.load(os.path.join(root, "logs", "L", "models", "weights_2", "train_state.pth"),
+                       weights_only=False)
+    assert (state["epoch"], state["step"], state["samples_in_epoch"]) == (3, 13, 0)
+
+
+def test_resume_with_fp16_of_a_float32_run_skips_the_empty_scaler_state(tiny_kitti, monkeypatch):
+    """A run saved without --fp16 holds an empty GradScaler state: --resume --fp16 starts a
+    fresh scaler; a --fp16 run's own scaler state is restored."""
+    from depth_hints import trainer as trainer_module
+    monkeypatch.setattr(trainer_module, "autocast_dtype",  # the CPU refuses --fp16 for speed
+                        lambda opt, device: torch.float16 if opt.fp16 else None)
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "2", "--width", "96"]
+    Trainer(parse_train(_args(tiny_kitti, "p", "--num_steps", "1", *base))).train()
+    resumed = Trainer(parse_train(_args(tiny_kitti, "p", "--resume", "--fp16", "--num_steps", "2", *base)))
+    assert resumed.scaler.is_enabled() and resumed.state.step == 1
+    resumed.train()
+    saved = torch.load(os.path.join(tiny_kitti, "logs", "p", "models", "weights_0", "train_state.pth"),
+                       weights_only=False)["scaler"]
+    assert saved and saved["_growth_tracker"] == 1
+    again = Trainer(parse_train(_args(tiny_kitti, "p", "--resume", "--fp16", *base)))
+    assert again.scaler.state_dict()["_growth_tracker"] == 1
+
+
+def test_a_kill_between_the_checkpoint_renames_leaves_a_resumable_checkpoint(tiny_kitti, monkeypatch):
+    """Replacing weights_0: killed after the old folder was moved aside and before the new one
+    was moved in, only weights_0.old (complete) and weights_0.tmp remain: --resume takes
+    weights_0.old; a lone .tmp is never taken; the next save cleans up."""
+    from depth_hints.trainer import latest_checkpoint
+    base = ["--frame_ids", "0", "--use_stereo", "--num_epochs", "2", "--width", "96"]
+    trainer = Trainer(parse_train(_args(tiny_kitti, "k", "--num_steps", "1", *base)))
+    trainer.train()
+    models = os.path.join(tiny_kitti, "logs", "k", "models")
+    trainer.state.step = 99  # a later save of the same folder, to be interrupted
+
+    class Killed(BaseException):
+        pass
+    original, calls = os.replace, []
+
+    def replace_then_die(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise Killed
+        return original(src, dst)
+    monkeypatch.setattr(checkpoints.os, "replace", replace_then_die)
+    with pytest.raises(Killed):
+        trainer.save(0)
+    monkeypatch.setattr(checkpoints.os, "replace", original)
+    assert sorted(d for d in os.listdir(models) if d.startswith("weights_")) == \
+        ["weights_0.old", "weights_0.tmp"]
+    assert latest_checkpoint(models) == os.path.join(models, "weights_0.old")
+    resumed = Trainer(parse_train(_args(tiny_kitti, "k", "--resume", "--num_steps", "2", *base)))
+    assert resumed.state.step == 1  # the complete checkpoint, not the interrupted one
+    resumed.train()
+    assert sorted(d for d in os.listdir(models) if d.startswith("weights_")) == ["weights_0"]
+    os.makedirs(os.path.join(models, "weights_5.tmp"))  # a save killed while writing
+    assert latest_checkpoint(models) == os.path.join(models, "weights_0")
