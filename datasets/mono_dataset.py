@@ -6,7 +6,9 @@ A sample is a dict with monodepth2's keys (documented here once):
                        when not augmenting); the network sees this, losses use "color"
   ("K", s), ("inv_K", s)   [4, 4] pixel intrinsics of scale s and their inverse
   "stereo_T"           [4, 4] transform from this camera to the other stereo camera (baseline
-                       0.1 along x; its sign follows the side and the horizontal flip)
+                       0.1 along x; its sign follows the side and the horizontal flip); a rig
+                       with doffs adds the other view's principal-point offset as T[0,2] =
+                       +-doffs / fx, so that K @ stereo_T projects into the other view
   "depth_hint"         [1, H, W] hint depth in training units (0 = no hint)   (with hints)
   "depth_hint_mask"    [1, H, W] 1 where a hint exists                          (with hints)
   "depth_gt"           [1, h, w] ground-truth depth in metres where the dataset has it
@@ -144,6 +146,13 @@ class MonoDataset(data.Dataset):
         camera = self.layout.camera(sample.folder, sample.frame_index)
         return (camera.flipped() if do_flip else camera).K()
 
+    def stereo_transform(self, sample: Sample, do_flip: bool = False) -> torch.Tensor:
+        """``stereo_T`` of a sample: the nominal baseline, signed by side and flip, with the
+        rig's doffs as the other view's principal-point offset (``geometry.stereo_transform``)."""
+        camera = self.layout.camera(sample.folder, sample.frame_index)
+        offset = camera.doffs / camera.fx_normalised if camera.doffs else 0.0
+        return geometry.stereo_transform(sample.side, do_flip, principal_offset=offset)
+
     # -- shared -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.samples)
@@ -206,7 +215,7 @@ class MonoDataset(data.Dataset):
             inputs[("inv_K", s)] = torch.linalg.inv(K)
 
         if "s" in self.frame_ids:
-            inputs["stereo_T"] = geometry.stereo_transform(sample.side, do_flip)
+            inputs["stereo_T"] = self.stereo_transform(sample, do_flip)
 
         if self.use_depth_hints:
             hint = load_hint(self.hint_path(sample))

@@ -333,3 +333,44 @@ def test_evaluation_on_the_rigs_ground_truth_uses_the_recorded_factor(rig, tmp_p
     explicit = ev.evaluate(parse_evaluate(base + ["--load_weights_folder", str(weights),
                                                   "--pred_depth_scale_factor", "2.5"]))
     assert explicit["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- doffs in the warp
+
+@pytest.mark.parametrize("side", ["l", "r"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_the_true_depth_warps_the_other_view_exactly_on_a_rig_with_doffs(tmp_path, side, flip):
+    """Principal points doffs px apart (cx_right = cx_left + doffs): a plane whose stored
+    disparity is d px has fx * B / Z = d + doffs. Its nominal depth warps the other view onto
+    the target exactly, whichever side is the target and whether the pair is mirrored."""
+    from PIL import Image
+    width, height, fx_px, doffs_px, d = 64, 32, 40.0, 6, 5
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (height, width + d, 3), dtype=np.uint8)
+    left, right = wide[:, :width], wide[:, d:]  # right[x] = left[x + d]: x_right = x_left - d
+    for folder, image in (("left", left), ("right", right)):
+        (tmp_path / "seq" / folder).mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / "seq" / folder / "000.png")
+    (tmp_path / "seq" / "calib.json").write_text(json.dumps(
+        {"fx": fx_px, "fy": fx_px, "cx": 30.0, "cy": 16.0, "baseline": 0.2, "doffs": doffs_px}))
+    layout = StereoRigLayout(str(tmp_path))
+    loader = MonoDataset(str(tmp_path), [f"seq 000 {side}"], height, width, (0, "s"), is_train=True,
+                         layout=layout)
+    loader.flip_probability, loader.color_aug_probability = float(flip), 0.0
+    inputs = loader[0]
+    # nominal units (baseline 0.1): fx_px * 0.1 / Z = d + doffs
+    depth = torch.full((1, 1, height, width), fx_px * 0.1 / (d + doffs_px))
+    warped = geometry.warp(inputs[("color", "s", 0)][None], depth, inputs[("K", 0)][None],
+                           inputs[("inv_K", 0)][None], inputs["stereo_T"][None])[0]
+    target = inputs[("color", 0, 0)]
+    inner = slice(d, width - d)  # columns whose source pixel is inside the other image
+    torch.testing.assert_close(warped[..., inner], target[..., inner], atol=1e-4, rtol=0)
+
+
+def test_stereo_transform_without_doffs_is_unchanged():
+    for side in ("l", "r"):
+        for flipped in (False, True):
+            expected = torch.eye(4)
+            expected[0, 3] = (-0.1 if side == "l" else 0.1) * (-1 if flipped else 1)
+            assert torch.equal(geometry.stereo_transform(side, flipped), expected)
+            assert torch.equal(geometry.stereo_transform(side, flipped, principal_offset=0.0), expected)
