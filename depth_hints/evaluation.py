@@ -144,6 +144,11 @@ def evaluate(options) -> dict:
                               "eigen_benchmark ground truth: use --eval_split eigen_benchmark.")
 
     stereo_factor = _recorded_stereo_factor(options)
+    gt_path = gt_depths = None
+    if not options.no_eval and split_name != BENCHMARK_SPLIT:  # checked before predicting
+        gt_path = options.gt_path or os.fspath(split_dir(options.eval_split) / "gt_depths.npz")
+        export = EXPORT_HINT.format(split="eigen|eigen_benchmark|<folder>")
+        gt_depths = load_gt_depths(gt_path, f"export it with `{export}` or point --gt_path at it")
     pred_disps, source = load_or_predict(options, collected, _kitti_test_images, stereo_factor)
     if options.eval_eigen_to_benchmark:
         pred_disps = _eigen_to_benchmark(pred_disps)
@@ -168,9 +173,6 @@ def evaluate(options) -> dict:
         result["benchmark_predictions"] = out_dir
         return finish(options, result, collected)
 
-    gt_path = options.gt_path or os.fspath(split_dir(options.eval_split) / "gt_depths.npz")
-    gt_depths = load_gt_depths(gt_path, f"export it with `{EXPORT_HINT.format(split='eigen|eigen_benchmark|<folder>')}` "
-                                        f"or point --gt_path at it")
     if len(gt_depths) != len(pred_disps):
         raise EvaluationError(f"{len(pred_disps)} predictions ({source}) but {len(gt_depths)} "
                               f"ground-truth frames in {gt_path}; they must match one to one "

@@ -24,7 +24,8 @@ from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
 from depth_hints.images import load_rgb
 from depth_hints.inference import predict_disp, to_input_tensor
 from depth_hints.metrics import METRIC_NAMES, compute_errors
-from depth_hints.options import device_from
+from depth_hints.options import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH, device_from, usable_cores
+from depth_hints.trainer import loader_workers
 
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
@@ -137,14 +138,29 @@ def format_table(mean_errors) -> str:
 def load_gt_depths(path: str | os.PathLike, missing_advice: str = "point --gt_path at it"):
     """``gt_depths.npz`` (key ``data``: an object array of [H,W] or a plain [N,H,W] array)
     -> indexable sequence of [H,W] depths in metres. ``missing_advice``: the fix named when
-    the file does not exist."""
+    the file does not exist. Anything but a readable npz raises one line naming the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise EvaluationError(f"Ground truth {path} does not exist: {missing_advice}.")
-    with np.load(path, allow_pickle=True, fix_imports=True, encoding="latin1") as npz:
-        if "data" not in npz:
-            raise EvaluationError(f"Ground truth {path} has no 'data' array (keys: {list(npz.keys())}).")
-        data = npz["data"]
+    expected = "expected an .npz with a 'data' array of [H,W] depths in metres"
+    try:
+        with np.load(path, allow_pickle=True, fix_imports=True, encoding="latin1") as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise EvaluationError(f"Ground truth {path} is a single array, not an npz; {expected} "
+                                      f"(np.savez_compressed(path, data=depths)).")
+            if "data" not in npz:
+                raise EvaluationError(f"Ground truth {path} has no 'data' array (keys: "
+                                      f"{list(npz.keys())}); {expected}.")
+            data = npz["data"]
+    except EvaluationError:
+        raise
+    except AttributeError:  # a plain .npy: np.load returned an ndarray, not a context manager
+        raise EvaluationError(f"Ground truth {path} is a single array, not an npz; {expected} "
+                              f"(np.savez_compressed(path, data=depths)).") from None
+    except Exception as e:
+        raise EvaluationError(f"Ground truth {path} could not be read ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); {expected}: export it "
+                              f"again.") from None
     if data.dtype != object and data.ndim != 3:
         raise EvaluationError(f"Ground truth {path}: 'data' has shape {data.shape}; expected "
                               f"[N,H,W] or an object array of [H,W] depths.")
@@ -260,7 +276,10 @@ def output_folder(options) -> str:
 def load_or_predict(options, collected: list, test_images,
                     stereo_scale_factor: float = STEREO_SCALE_FACTOR, crop=None):
     """Predicted disparities [N,h,w] from --ext_disp_to_eval or the model over the images of
-    ``test_images(options) -> (paths, test list)`` -> (disparities, description). Misuse of the scaling flags is warned about here."""
+    ``test_images(options) -> (paths, test list)`` -> (disparities, description). The test
+    images are checked before the model is loaded; the depth range is --min_depth /
+    --max_depth, else the checkpoint's opt.json, else 0.1 / 100; loader workers are capped to
+    the cores as in training. Misuse of the scaling flags is warned about here."""
     if options.ext_disp_to_eval is not None:
         print(f"-> Loading predictions from {options.ext_disp_to_eval}")
         if options.load_weights_folder:
@@ -268,16 +287,28 @@ def load_or_predict(options, collected: list, test_images,
                            stereo_scale_factor)
         return load_pred_disps(options.ext_disp_to_eval), options.ext_disp_to_eval
 
+    paths, test_files = test_images(options)
     device = device_from(options.no_cuda)
-    encoder, decoder, info = load_depth_model(os.path.expanduser(options.load_weights_folder), device)
+    folder = os.path.expanduser(options.load_weights_folder)
+    print(f"-> Loading weights from {folder}")
+    encoder, decoder, info = load_depth_model(folder, device)
     _check_scaling(options, info.use_stereo, collected, stereo_scale_factor)
     height, width = info.height or options.height, info.width or options.width
-    paths, test_files = test_images(options)
-    print(f"-> Predicting {len(paths)} images of {test_files} at {width}x{height} on {device}")
+    min_depth, max_depth = recorded_depth_range(options, info.options)
+    workers = loader_workers(options.num_workers, usable_cores())
+    print(f"-> Predicting {len(paths)} images of {test_files} at {width}x{height} on {device} "
+          f"(depth range {min_depth:g}..{max_depth:g}, {workers} loader workers)")
     pred_disps = predict_disparities(encoder, decoder, paths, height, width, options.batch_size,
-                                     options.post_process, options.min_depth, options.max_depth,
-                                     device, options.num_workers, crop)
+                                     options.post_process, min_depth, max_depth, device, workers, crop)
     return pred_disps, f"{options.load_weights_folder} over {test_files}"
+
+
+def recorded_depth_range(options, recorded: dict) -> tuple:
+    """(min_depth, max_depth) of ``disp_to_depth``: the flags when given, else the ones the
+    checkpoint's opt.json ``recorded``, else 0.1 / 100 (what test_simple and the predictor use)."""
+    return tuple(float(getattr(options, key) if getattr(options, key) is not None
+                       else recorded.get(key, default))
+                 for key, default in (("min_depth", DEFAULT_MIN_DEPTH), ("max_depth", DEFAULT_MAX_DEPTH)))
 
 
 def report_median_ratios(ratios) -> dict:
