@@ -42,17 +42,109 @@ def cityscapes_eval_mask(gt_depth: np.ndarray) -> np.ndarray:
 
 
 
-def load_gt_depth_folder(folder: str, count: int) -> list:
+
+#: datasets whose --eval_stereo factor is each frame's own camera (baseline / 0.1) unless
+#: the training recorded a single one or --pred_depth_scale_factor is given: every Cityscapes
+#: image and every Middlebury scene has its own calibration
+PER_FRAME_CAMERA_DATASETS = ("cityscapes", "middlebury")
+#: how to give ground truth on Cityscapes, whose test images have no public disparity
+CITYSCAPES_GT_ADVICE = ("Cityscapes' test images have no public disparity: pass --gt_path "
+                        "ManyDepth's gt_depths folder (000_depth.npy, 001_depth.npy, ...: full "
+                        "frames, depth in metres) or an .npz of those frames (key 'data')")
+LAYOUT_GT_ADVICE = ("pass --gt_path an .npz of the test frames' [H,W] depths in metres (key "
+                    "'data', full stored frames) or a folder of 000_depth.npy, 001_depth.npy, ...")
+
+
+def gt_advice(dataset: str) -> str:
+    """The fix named when a layout evaluation finds no ground truth."""
+    return CITYSCAPES_GT_ADVICE if dataset == "cityscapes" else LAYOUT_GT_ADVICE
+
+
+def gt_depth_folder_paths(folder: str, count: int) -> list:
     """ManyDepth's published ground truth: ``<folder>/NNN_depth.npy`` (index 000, 001, ...)
-    -> ``count`` [H,W] depths in metres; a missing file raises naming it."""
-    depths = []
-    for index in range(count):
-        path = os.path.join(folder, f"{index:03d}_depth.npy")
+    -> the ``count`` paths. A missing file, or one whose .npy header is unreadable or not of
+    an [H,W] array, raises naming it (only the headers are read)."""
+    paths = [os.path.join(folder, f"{index:03d}_depth.npy") for index in range(count)]
+    for path in paths:
         if not os.path.isfile(path):
             raise EvaluationError(f"--gt_path {folder}: {path} does not exist ({count} test images "
                                   f"need 000_depth.npy .. {count - 1:03d}_depth.npy).")
-        depths.append(np.load(path, allow_pickle=False).astype(np.float32))
-    return depths
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape = read_header(f)[0]
+        except Exception as e:
+            raise EvaluationError(f"Ground truth {path} is not a readable .npy ({type(e).__name__}); "
+                                  f"expected [H,W] depths in metres.") from None
+        if len(shape) != 2 and not (len(shape) == 3 and shape[0] == 1):
+            raise EvaluationError(f"Ground truth {path} has shape {shape}; expected [H,W] depths in "
+                                  f"metres.")
+    return paths
+
+
+def load_gt_depth_npy(path: str) -> np.ndarray:
+    """One ``NNN_depth.npy`` -> [H,W] float32 depth in metres; unreadable: one line naming it."""
+    try:
+        depth = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise EvaluationError(f"Ground truth {path} could not be read ({type(e).__name__}); "
+                              f"expected a .npy of [H,W] depths in metres.") from None
+    if depth.ndim == 3 and depth.shape[0] == 1:
+        depth = depth[0]
+    if depth.ndim != 2:
+        raise EvaluationError(f"Ground truth {path} has shape {depth.shape}; expected [H,W] depths "
+                              f"in metres.")
+    return depth.astype(np.float32)
+
+
+def load_gt_depth_folder(folder: str, count: int) -> list:
+    """ManyDepth's published ground truth: ``<folder>/NNN_depth.npy`` -> ``count`` [H,W]
+    depths in metres; a missing or unreadable file raises naming it."""
+    return [load_gt_depth_npy(path) for path in gt_depth_folder_paths(folder, count)]
+
+
+def _where(sample) -> str:
+    return f"{sample.folder} {sample.frame_index} {sample.side}"
+
+
+def layout_gt_reader(options, layout, dataset: str, samples, test_file):
+    """Checks that every test frame has ground truth, before anything is predicted, ->
+    ``read(index) -> [H,W] depth in metres`` as the loader sees the frame (the layout's crop
+    applied; ``--gt_path`` frames are full stored frames, read one at a time from a folder).
+    Missing ground truth raises one line with the dataset's advice (``gt_advice``)."""
+    if options.gt_path:
+        gt_path = os.path.expanduser(options.gt_path)
+        if os.path.isdir(gt_path):
+            paths = gt_depth_folder_paths(gt_path, len(samples))
+            return lambda index: layout.crop_array(load_gt_depth_npy(paths[index]))
+        depths = load_gt_depths(gt_path, gt_advice(dataset))
+        if len(depths) != len(samples):
+            raise EvaluationError(f"{len(samples)} test lines in {test_file} but {len(depths)} "
+                                  f"ground-truth frames in {gt_path}.")
+        return lambda index: layout.crop_array(np.asarray(depths[index], np.float32))
+    missing = [(s, layout.gt_path(s.folder, s.frame_index, s.side)) for s in samples]
+    missing = [(s, path) for s, path in missing if path is None or not os.path.isfile(path)]
+    if missing:
+        sample, path = missing[0]
+        where = f"at {path}" if path else f"in --dataset {dataset}"
+        raise EvaluationError(f"{test_file}: '{_where(sample)}' has no ground truth {where} "
+                              f"({len(missing)} of {len(samples)} test frames without); "
+                              f"{gt_advice(dataset)}.")
+
+    def read(index):
+        sample = samples[index]
+        try:
+            gt = layout.gt_depth(sample.folder, sample.frame_index, sample.side)
+        except (DatasetError, PFMError) as e:
+            raise EvaluationError(str(e)) from None
+        if gt is None:
+            raise EvaluationError(f"'{_where(sample)}': no ground truth at "
+                                  f"{layout.gt_path(sample.folder, sample.frame_index, sample.side)}; "
+                                  f"{gt_advice(dataset)}.")
+        return gt
+    return read
 
 
 def _layout_samples(options, layout):
@@ -72,33 +164,41 @@ def _layout_samples(options, layout):
     return samples, path
 
 
+def _stereo_factor(options, dataset: str) -> tuple:
+    """--eval_stereo's factor -> (factor, per frame?): --pred_depth_scale_factor when given,
+    else the one the training recorded; on PER_FRAME_CAMERA_DATASETS without a single
+    recorded one (mixed rigs, or released weights), each frame's camera (factor 1.0, per
+    frame True). Not --eval_stereo: (5.4, False), unused."""
+    if not options.eval_stereo:
+        return STEREO_SCALE_FACTOR, False
+    folder = os.path.expanduser(options.load_weights_folder) if options.load_weights_folder else None
+    override = options.pred_depth_scale_factor if options.pred_depth_scale_factor != 1.0 else None
+    recorded, value = recorded_metric_scale(folder)
+    if dataset in PER_FRAME_CAMERA_DATASETS and override is None and (not recorded or value is None):
+        return 1.0, True
+    return metric_scale_factor(folder, override), False
+
+
 def evaluate_layout(options) -> dict:
     """Evaluation on a layout's own test frames and ground truth (``--dataset stereo``,
     ``middlebury``, ``cityscapes`` / ``--eval_split cityscapes``).
 
-    Images are cropped as the layout's loader crops them (Cityscapes: top 75 %), predicted,
-    and scored against ``--gt_path`` (an npz of [H,W] depths, or a folder of ManyDepth's
-    NNN_depth.npy full frames, cropped alike) or else each frame's ground truth from the
-    layout (depth; disparity converted with the frame's camera). Cityscapes counts depths in
-    (1e-3, 80) m inside rows 256..768, columns 192..1856 of the frame; other layouts every
-    pixel with ground truth in (1e-3, 80) m (predictions are clipped to that range). Scaling: --eval_mono per-image median; --eval_stereo the
-    factor the training recorded (Cityscapes without one: each frame's own camera, baseline /
-    0.1), --pred_depth_scale_factor overrides."""
+    The ground truth of every test frame is checked first: ``--gt_path`` (an npz of [H,W]
+    depths, or a folder of ManyDepth's NNN_depth.npy; full stored frames, cropped as the
+    loader crops them) or else each frame's ground truth from the layout (depth; disparity
+    converted with the frame's camera). Images are then cropped alike (Cityscapes: top 75 %),
+    predicted and scored. Cityscapes counts depths in (1e-3, 80) m inside rows 256..768,
+    columns 192..1856 of the frame; other layouts every pixel with ground truth in (1e-3, 80)
+    m (predictions are clipped to that range). Scaling: --eval_mono per-image median;
+    --eval_stereo the factor the training recorded (Cityscapes, Middlebury without a single
+    one: each frame's own camera, baseline / 0.1), --pred_depth_scale_factor overrides."""
     dataset = "cityscapes" if options.eval_split == CITYSCAPES_EVAL_SPLIT else options.dataset
     layout = make_layout(dataset, options.data_path, img_ext=".png" if options.png else ".jpg")
     samples, test_file = _layout_samples(options, layout)
     collected: list[str] = []
     result: dict = {"split": options.eval_split, "dataset": dataset, "test_files": str(test_file)}
-    folder = os.path.expanduser(options.load_weights_folder) if options.load_weights_folder else None
-    override = options.pred_depth_scale_factor if options.pred_depth_scale_factor != 1.0 else None
-    per_frame_factor = False
-    if options.eval_stereo:
-        recorded, value = recorded_metric_scale(folder)
-        if dataset == "cityscapes" and override is None and (not recorded or value is None):
-            per_frame_factor = True  # each frame's own camera: baseline / 0.1
-        stereo_factor = 1.0 if per_frame_factor else metric_scale_factor(folder, override)
-    else:
-        stereo_factor = STEREO_SCALE_FACTOR
+    stereo_factor, per_frame_factor = _stereo_factor(options, dataset)
+    read_gt = None if options.no_eval else layout_gt_reader(options, layout, dataset, samples, test_file)
 
     def test_images(_options):
         paths = [layout.image_path(s.folder, s.frame_index, s.side) for s in samples]
@@ -122,14 +222,6 @@ def evaluate_layout(options) -> dict:
         print("-> Evaluation disabled (--no_eval).")
         return finish(options, result, collected)
 
-    gt_depths = None
-    if options.gt_path and os.path.isdir(options.gt_path):
-        gt_depths = [layout.crop_array(d) for d in load_gt_depth_folder(options.gt_path, len(samples))]
-    elif options.gt_path:
-        gt_depths = load_gt_depths(options.gt_path)
-        if len(gt_depths) != len(samples):
-            raise EvaluationError(f"{len(samples)} test lines in {test_file} but {len(gt_depths)} "
-                                  f"ground-truth frames in {options.gt_path}.")
     print(f"-> Evaluating on {dataset} ground truth"
           + (" (rows 256-768, columns 192-1856 of the frame, depth in (1e-3, 80) m)"
              if dataset == "cityscapes" else ""))
@@ -141,17 +233,7 @@ def evaluate_layout(options) -> dict:
     errors, ratios, factors = [], [], []
     for index, (sample, pred_disp) in enumerate(tqdm(list(zip(samples, pred_disps)), desc="score",
                                                      unit="frame")):
-        where = f"{sample.folder} {sample.frame_index} {sample.side}"
-        if gt_depths is not None:
-            gt = np.asarray(gt_depths[index], np.float32)
-        else:
-            try:
-                gt = layout.gt_depth(sample.folder, sample.frame_index, sample.side)
-            except (DatasetError, PFMError) as e:
-                raise EvaluationError(str(e)) from None
-            if gt is None:
-                raise EvaluationError(f"{where}: no ground truth at {layout.gt_path(sample.folder, sample.frame_index, sample.side)}; "
-                                      f"pass --gt_path (Cityscapes test: ManyDepth's gt_depths folder).")
+        gt = read_gt(index)
         factor = scale_factor
         if per_frame_factor and options.eval_stereo:
             factor = layout.camera(sample.folder, sample.frame_index).metric_scale
@@ -160,7 +242,7 @@ def evaluate_layout(options) -> dict:
         try:
             frame_errors, ratio = score_frame(gt, pred_disp, False, factor, use_median, mask=mask)
         except EvaluationError as e:
-            raise EvaluationError(f"{where}: {e}") from None
+            raise EvaluationError(f"{_where(sample)}: {e}") from None
         errors.append(frame_errors)
         ratios.append(ratio)
         factors.append(factor)

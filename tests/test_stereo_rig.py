@@ -374,3 +374,29 @@ def test_stereo_transform_without_doffs_is_unchanged():
             expected[0, 3] = (-0.1 if side == "l" else 0.1) * (-1 if flipped else 1)
             assert torch.equal(geometry.stereo_transform(side, flipped), expected)
             assert torch.equal(geometry.stereo_transform(side, flipped, principal_offset=0.0), expected)
+
+
+def test_a_test_frame_without_ground_truth_is_named_before_predicting(small_rig, tmp_path, monkeypatch):
+    import networks
+    from depth_hints import evaluation as ev
+    from depth_hints import evaluation_base
+    from depth_hints.checkpoints import save_weights_folder
+    from depth_hints.options import parse_evaluate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predicted before the inputs were checked")
+    monkeypatch.setattr(evaluation_base, "predict_disparities", refuse)
+    encoder = networks.ResnetEncoder(18, False)
+    save_weights_folder(str(tmp_path / "w"), {"encoder": encoder, "depth": networks.DepthDecoder(encoder.num_ch_enc)},
+                        32, 64, True)
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "test_files.txt").write_text(f"seq_0 {frame_name(1)} l\nseq_0 {frame_name(2)} l\n")
+    for folder in ("depth", "disparity"):
+        for path in (small_rig / "seq_0" / folder).glob(f"{frame_name(2)}*"):
+            path.unlink()
+    with pytest.raises(ev.EvaluationError, match=f"seq_0 {frame_name(2)} l.*no ground truth") as info:
+        ev.evaluate(parse_evaluate(["--dataset", "stereo", "--data_path", str(small_rig), "--eval_split",
+                                    str(split), "--load_weights_folder", str(tmp_path / "w"), "--eval_stereo",
+                                    "--num_workers", "0"]))
+    assert "export_gt_depth" not in str(info.value) and "depth/" in str(info.value)
