@@ -142,6 +142,13 @@ def evaluate_sceneflow(options) -> dict:
     stereo_scale_factor = layout.camera(samples[0].folder).metric_scale if samples else 10.0
     collected: list[str] = []
     result: dict = {"split": options.eval_split, "dataset": "sceneflow", "test_files": str(test_file)}
+    if not options.no_eval:  # the ground truth of every test frame, before predicting
+        missing = [p for p in (layout.gt_path(s.folder, s.frame_index, s.side) for s in samples)
+                   if not os.path.isfile(p)]
+        if missing:
+            raise EvaluationError(f"Ground-truth disparity {missing[0]} does not exist ({len(missing)} "
+                                  f"of {len(samples)} test frames of {test_file} without); unpack "
+                                  f"SceneFlow's disparity package under --data_path {options.data_path}.")
 
     pred_disps, source = load_or_predict(
         options, collected, lambda o: _sceneflow_test_images(o, layout, samples, test_file),
