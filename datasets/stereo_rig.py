@@ -4,7 +4,9 @@
   <data_path>/<sequence>/right/<name>.png|.jpg     the right images, same names
   <data_path>/<sequence>/calib.json                {"fx", "fy", "cx", "cy": pixels of the stored
                                                     images, "baseline": metres, "doffs":
-                                                    optional, cx_right - cx_left in pixels}
+                                                    optional, cx_right - cx_left in pixels,
+                                                    "width", "height": optional, the size the
+                                                    calibration is for (checked)}
   <data_path>/<sequence>/depth/<name>.npy          optional ground truth, metres, 0 = none
   <data_path>/<sequence>/disparity/<name>.pfm      optional left-view disparity, pixels,
                                                     inf or <= 0 = none
@@ -35,9 +37,10 @@ CALIB_EXAMPLE = '{"fx": 720.0, "fy": 720.0, "cx": 640.0, "cy": 360.0, "baseline"
 
 
 def read_calib_json(path: str, image_width: int, image_height: int) -> Camera:
-    """calib.json (pixels of the stored images, baseline in metres, optional doffs in pixels)
-    -> Camera normalised by (image_width, image_height). Raises CalibrationError naming the
-    file and the key."""
+    """calib.json (pixels of the stored images, baseline in metres, optional doffs in pixels,
+    optional width / height of the calibrated images) -> Camera normalised by (image_width,
+    image_height). Raises CalibrationError naming the file and the key, also when width /
+    height differ from the stored size or the principal point lies outside it."""
     calib = read_calibration_json(path, "Calibration", f"write it as {CALIB_EXAMPLE} (pixels of the "
                                   f"stored images, baseline in metres).", expected=CALIB_EXAMPLE)
     values = {}
@@ -54,9 +57,36 @@ def read_calib_json(path: str, image_width: int, image_height: int) -> Camera:
         if not np.isfinite(values[key]) or (key in ("fx", "fy", "baseline") and values[key] <= 0):
             raise CalibrationError(f"Calibration {path}: {key!r} is {calib[key]!r}; fx, fy and "
                                    f"baseline must be positive, every value finite.")
+    _check_calib_size(path, calib, values, image_width, image_height)
     return Camera((values["fx"] / image_width, values["fy"] / image_height,
                    values["cx"] / image_width, values["cy"] / image_height),
                   values["baseline"], values["doffs"] / image_width)
+
+
+def _check_calib_size(path: str, calib: dict, values: dict, image_width: int, image_height: int) -> None:
+    """calib.json's optional "width" / "height" must be the stored images' size, and its
+    principal point must lie inside them: a calibration of another size (1920x1080 for images
+    stored at 960x540) would otherwise double fx and move cx silently."""
+    stored = f"{image_width}x{image_height}"
+    rescale = (f"calibrate at the stored size or scale fx, fy, cx, cy and doffs by the stored "
+               f"size over the calibrated one")
+    size = {}
+    for key in ("width", "height"):
+        if key in calib:
+            try:
+                size[key] = float(calib[key])
+            except (TypeError, ValueError):
+                raise CalibrationError(f"Calibration {path}: {key!r} is {calib[key]!r}, not a number "
+                                       f"(the stored images are {stored}).") from None
+    if size and (size.get("width", image_width), size.get("height", image_height)) != (image_width, image_height):
+        given = f"{calib.get('width', image_width)}x{calib.get('height', image_height)}"
+        raise CalibrationError(f"Calibration {path} is for width x height {given}, but the stored "
+                               f"images are {stored}: {rescale}.")
+    for key, limit in (("cx", image_width), ("cy", image_height)):
+        if not 0.0 <= values[key] <= limit:
+            raise CalibrationError(f"Calibration {path}: {key!r} = {values[key]:g} px lies outside the "
+                                   f"stored {stored} images; fx, fy, cx, cy are pixels of the stored "
+                                   f"images ({rescale}; \"width\" and \"height\" keys catch this).")
 
 
 class StereoRigLayout(DatasetLayout):

@@ -400,3 +400,26 @@ def test_a_test_frame_without_ground_truth_is_named_before_predicting(small_rig,
                                     str(split), "--load_weights_folder", str(tmp_path / "w"), "--eval_stereo",
                                     "--num_workers", "0"]))
     assert "export_gt_depth" not in str(info.value) and "depth/" in str(info.value)
+
+
+def test_calibration_of_another_image_size_is_refused(small_rig):
+    """Calibrated at twice the stored size: the optional width / height say so; without them a
+    principal point outside the stored image does."""
+    calib = small_rig / "seq_0" / "calib.json"
+    values = json.loads(calib.read_text())  # pixels of the stored 64 x 32 images
+
+    def camera(data):
+        calib.write_text(json.dumps(data))
+        return StereoRigLayout(str(small_rig)).camera("seq_0")
+
+    assert camera({**values, "width": 64, "height": 32}).intrinsics == camera(values).intrinsics
+    for data, expected in (({**values, "width": 128, "height": 64}, "width x height 128x64"),
+                           ({**values, "width": 64, "height": 48}, "width x height 64x48"),
+                           ({**values, "cx": 2 * values["cx"] + 64}, "'cx'"),
+                           ({**values, "cy": -1.0}, "'cy'"),
+                           ({**values, "width": "wide"}, "'width' is 'wide'")):
+        with pytest.raises(CalibrationError) as info:
+            camera(data)
+        message = str(info.value)
+        assert expected in message and str(calib) in message and "\n" not in message
+        assert "64x32" in message or "not a number" in message
