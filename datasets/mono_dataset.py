@@ -168,12 +168,18 @@ class MonoDataset(data.Dataset):
         return hint_file_path(self.depth_hint_path, sample.folder, sample.frame_index, sample.side)
 
     def missing_files(self, limit: int = 10) -> list[str]:
-        """Target images (and hint files with hints) that do not exist; checked before training."""
+        """Target images, their temporal neighbours and other views (as --frame_ids asks) and
+        hint files (with hints) that do not exist; checked before training. A neighbour the
+        layout cannot have (outside its sequence) raises the layout's LayoutError."""
         missing = []
+        offsets = [f for f in self.frame_ids if f != "s" and f != 0]
         for s in self.samples:
             paths = [self.image_path(s.folder, s.frame_index, s.side)]
             if "s" in self.frame_ids:  # the other view of the pair
                 paths.append(self.image_path(s.folder, s.frame_index, other_side(s.side)))
+            for offset in offsets:
+                neighbour = self.layout.neighbour(s, offset)
+                paths.append(self.image_path(neighbour.folder, neighbour.frame_index, neighbour.side))
             if self.use_depth_hints:
                 paths.append(self.hint_path(s))
             missing.extend(p for p in paths if not os.path.isfile(p))
