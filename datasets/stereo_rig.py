@@ -68,8 +68,8 @@ def _check_calib_size(path: str, calib: dict, values: dict, image_width: int, im
     principal point must lie inside them: a calibration of another size (1920x1080 for images
     stored at 960x540) would otherwise double fx and move cx silently."""
     stored = f"{image_width}x{image_height}"
-    rescale = (f"calibrate at the stored size or scale fx, fy, cx, cy and doffs by the stored "
-               f"size over the calibrated one")
+    rescale = ("calibrate at the stored size or scale fx, fy, cx, cy and doffs by the stored "
+               "size over the calibrated one")
     size = {}
     for key in ("width", "height"):
         if key in calib:
