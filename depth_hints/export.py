@@ -36,6 +36,7 @@ TORCHSCRIPT_METADATA_FILE = "depth_hints.json"
 ONNX_OPSET = 17
 FORMATS = ("onnx", "torchscript")
 
+
 class ModelFileError(DepthHintsError, ValueError):
     """An exported model file that is missing, unreadable or lacks our metadata."""
 
