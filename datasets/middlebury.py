@@ -89,6 +89,7 @@ class MiddleburyLayout(DatasetLayout):
 
     name = "middlebury"
     gt_kind = "disparity"
+    gt_files = "disp0.pfm (disp1.pfm for the right view) in the scene folder"
 
     def __init__(self, data_path: str, img_ext: str = ".png"):
         super().__init__(data_path, ".png")

@@ -95,6 +95,7 @@ class StereoRigLayout(DatasetLayout):
 
     name = "stereo"
     gt_kind = "depth"  # or 'disparity', per file: ``read_gt`` says which
+    gt_files = "depth/<name>.npy (metres) or disparity/<name>.pfm (pixels) in the sequence folder"
     named_frames = True
 
     def __init__(self, data_path: str, img_ext: str = ".png"):

@@ -55,9 +55,13 @@ LAYOUT_GT_ADVICE = ("pass --gt_path an .npz of the test frames' [H,W] depths in 
                     "'data', full stored frames) or a folder of 000_depth.npy, 001_depth.npy, ...")
 
 
-def gt_advice(dataset: str) -> str:
-    """The fix named when a layout evaluation finds no ground truth."""
-    return CITYSCAPES_GT_ADVICE if dataset == "cityscapes" else LAYOUT_GT_ADVICE
+def gt_advice(dataset: str, layout=None) -> str:
+    """The fix named when a layout evaluation finds no ground truth (``layout.gt_files``: where
+    that layout keeps its own)."""
+    if dataset == "cityscapes":
+        return CITYSCAPES_GT_ADVICE
+    own = getattr(layout, "gt_files", "")
+    return f"add {own}, or {LAYOUT_GT_ADVICE}" if own else LAYOUT_GT_ADVICE
 
 
 def gt_depth_folder_paths(folder: str, count: int) -> list:
@@ -119,7 +123,7 @@ def layout_gt_reader(options, layout, dataset: str, samples, test_file):
         if os.path.isdir(gt_path):
             paths = gt_depth_folder_paths(gt_path, len(samples))
             return lambda index: layout.crop_array(load_gt_depth_npy(paths[index]))
-        depths = load_gt_depths(gt_path, gt_advice(dataset))
+        depths = load_gt_depths(gt_path, gt_advice(dataset, layout))
         if len(depths) != len(samples):
             raise EvaluationError(f"{len(samples)} test lines in {test_file} but {len(depths)} "
                                   f"ground-truth frames in {gt_path}.")
@@ -131,7 +135,7 @@ def layout_gt_reader(options, layout, dataset: str, samples, test_file):
         where = f"at {path}" if path else f"in --dataset {dataset}"
         raise EvaluationError(f"{test_file}: '{_where(sample)}' has no ground truth {where} "
                               f"({len(missing)} of {len(samples)} test frames without); "
-                              f"{gt_advice(dataset)}.")
+                              f"{gt_advice(dataset, layout)}.")
 
     def read(index):
         sample = samples[index]
@@ -142,7 +146,7 @@ def layout_gt_reader(options, layout, dataset: str, samples, test_file):
         if gt is None:
             raise EvaluationError(f"'{_where(sample)}': no ground truth at "
                                   f"{layout.gt_path(sample.folder, sample.frame_index, sample.side)}; "
-                                  f"{gt_advice(dataset)}.")
+                                  f"{gt_advice(dataset, layout)}.")
         return gt
     return read
 
