@@ -11,6 +11,7 @@ A layout is built from ``--data_path`` (and its own options, e.g. ``img_ext``,
   crop_rows                        fraction of rows kept from the top (Cityscapes: 0.75)
   gt_kind                          'depth' (metres), 'disparity' (pixels) or None
   gt_path(folder, frame, side)     where its ground truth lives (None: the layout has none)
+  gt_files                         where a frame's ground truth lives, in words (for messages)
   read_gt(folder, frame, side)     ``GroundTruth`` or None (no file and ground truth optional)
   gt_depth(folder, frame, side)    ground truth as depth in metres (disparity converted)
   neighbour(sample, offset)        the temporal neighbour ``offset`` frames away
@@ -207,6 +208,8 @@ class DatasetLayout:
     #: car's bonnet: 0.75); images and ground truth are cropped alike and ``camera`` describes
     #: the cropped image
     crop_rows: ClassVar[float] = 1.0
+    #: where this layout keeps a frame's ground truth, in words for error messages ("" none)
+    gt_files: ClassVar[str] = ""
     #: True when split lines name frames by file name (``<sequence> <name> <side>``) rather
     #: than by an integer index
     named_frames: ClassVar[bool] = False

@@ -8,8 +8,10 @@
 
 Split lines are ``<scene> 0 l`` (one pair per scene; the frame field is ignored). Camera:
 cam0's intrinsics normalised by (width, height), the baseline in metres and doffs / width
-(doffs = cx1 - cx0, pixels): depth = baseline * f / (d + doffs). The right view uses the same
-normalised intrinsics (its cx differs by doffs, which only the hints' depth conversion uses).
+(doffs = cx1 - cx0, pixels): depth = baseline * f / (d + doffs). Both views share cam0's
+normalised intrinsics; the doffs between their principal points enters the hints' and the
+ground truth's depth conversion and the training's stereo warp (``stereo_T``'s principal-point
+offset, ``MonoDataset.stereo_transform``).
 """
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ class MiddleburyLayout(DatasetLayout):
 
     name = "middlebury"
     gt_kind = "disparity"
+    gt_files = "disp0.pfm (disp1.pfm for the right view) in the scene folder"
 
     def __init__(self, data_path: str, img_ext: str = ".png"):
         super().__init__(data_path, ".png")

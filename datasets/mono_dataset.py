@@ -6,7 +6,9 @@ A sample is a dict with monodepth2's keys (documented here once):
                        when not augmenting); the network sees this, losses use "color"
   ("K", s), ("inv_K", s)   [4, 4] pixel intrinsics of scale s and their inverse
   "stereo_T"           [4, 4] transform from this camera to the other stereo camera (baseline
-                       0.1 along x; its sign follows the side and the horizontal flip)
+                       0.1 along x; its sign follows the side and the horizontal flip); a rig
+                       with doffs adds the other view's principal-point offset as T[0,2] =
+                       +-doffs / fx, so that K @ stereo_T projects into the other view
   "depth_hint"         [1, H, W] hint depth in training units (0 = no hint)   (with hints)
   "depth_hint_mask"    [1, H, W] 1 where a hint exists                          (with hints)
   "depth_gt"           [1, h, w] ground-truth depth in metres where the dataset has it
@@ -144,6 +146,13 @@ class MonoDataset(data.Dataset):
         camera = self.layout.camera(sample.folder, sample.frame_index)
         return (camera.flipped() if do_flip else camera).K()
 
+    def stereo_transform(self, sample: Sample, do_flip: bool = False) -> torch.Tensor:
+        """``stereo_T`` of a sample: the nominal baseline, signed by side and flip, with the
+        rig's doffs as the other view's principal-point offset (``geometry.stereo_transform``)."""
+        camera = self.layout.camera(sample.folder, sample.frame_index)
+        offset = camera.doffs / camera.fx_normalised if camera.doffs else 0.0
+        return geometry.stereo_transform(sample.side, do_flip, principal_offset=offset)
+
     # -- shared -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.samples)
@@ -159,12 +168,18 @@ class MonoDataset(data.Dataset):
         return hint_file_path(self.depth_hint_path, sample.folder, sample.frame_index, sample.side)
 
     def missing_files(self, limit: int = 10) -> list[str]:
-        """Target images (and hint files with hints) that do not exist; checked before training."""
+        """Target images, their temporal neighbours and other views (as --frame_ids asks) and
+        hint files (with hints) that do not exist; checked before training. A neighbour the
+        layout cannot have (outside its sequence) raises the layout's LayoutError."""
         missing = []
+        offsets = [f for f in self.frame_ids if f != "s" and f != 0]
         for s in self.samples:
             paths = [self.image_path(s.folder, s.frame_index, s.side)]
             if "s" in self.frame_ids:  # the other view of the pair
                 paths.append(self.image_path(s.folder, s.frame_index, other_side(s.side)))
+            for offset in offsets:
+                neighbour = self.layout.neighbour(s, offset)
+                paths.append(self.image_path(neighbour.folder, neighbour.frame_index, neighbour.side))
             if self.use_depth_hints:
                 paths.append(self.hint_path(s))
             missing.extend(p for p in paths if not os.path.isfile(p))
@@ -206,7 +221,7 @@ class MonoDataset(data.Dataset):
             inputs[("inv_K", s)] = torch.linalg.inv(K)
 
         if "s" in self.frame_ids:
-            inputs["stereo_T"] = geometry.stereo_transform(sample.side, do_flip)
+            inputs["stereo_T"] = self.stereo_transform(sample, do_flip)
 
         if self.use_depth_hints:
             hint = load_hint(self.hint_path(sample))

@@ -26,6 +26,8 @@ from torch import nn
 from depth_hints.checkpoints import CheckpointError, load_depth_model, metric_scale_factor
 from depth_hints.errors import DepthHintsError
 from depth_hints.geometry import STEREO_SCALE_FACTOR, disp_to_depth
+# the training range of disp_to_depth when a folder records none (monodepth2's defaults)
+from depth_hints.options import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH
 from depth_hints.options import _check_size as check_size
 
 FORMAT_VERSION = "1"
@@ -33,9 +35,6 @@ FORMAT_KEY = "depth_hints_format"
 TORCHSCRIPT_METADATA_FILE = "depth_hints.json"
 ONNX_OPSET = 17
 FORMATS = ("onnx", "torchscript")
-# The training range of disp_to_depth when a folder does not record one (monodepth2 defaults).
-DEFAULT_MIN_DEPTH = 0.1
-DEFAULT_MAX_DEPTH = 100.0
 
 
 class ModelFileError(DepthHintsError, ValueError):

@@ -124,17 +124,26 @@ def transformation_from_parameters(axisangle: torch.Tensor, translation: torch.T
     return translation_matrix(t) @ R
 
 
-def stereo_transform(side: str, flipped: bool = False, baseline: float = NOMINAL_BASELINE):
+def stereo_transform(side: str, flipped: bool = False, baseline: float = NOMINAL_BASELINE,
+                     principal_offset: float = 0.0):
     """4x4 transform from this camera to the other stereo camera (``stereo_T``).
 
     Left frame ('l'): x translation -baseline; right ('r'): +baseline; a horizontal flip swaps
-    the sign, as the flipped image looks like the view from the other camera."""
+    the sign, as the flipped image looks like the view from the other camera.
+
+    ``principal_offset``: the rig's doffs / fx (cx_right - cx_left over the focal length, both
+    normalised; 0 for rigs with one principal point). It enters as the shear T[0,2] = a, so
+    that ``K @ T`` projects with the other view's principal point: u_other = u + fx * t / Z
+    + a * fx, i.e. +doffs px for a left target, -doffs for a right one, negated by a flip. The
+    ratio is the same at every scale. 0 leaves T a pure translation."""
     if side not in ("l", "r"):
         raise ValueError(f"stereo side must be 'l' or 'r', got {side!r}")
     side_sign = -1.0 if side == "l" else 1.0
     flip_sign = -1.0 if flipped else 1.0
     T = torch.eye(4)
     T[0, 3] = side_sign * flip_sign * baseline
+    if principal_offset:
+        T[0, 2] = -side_sign * flip_sign * principal_offset
     return T
 
 

@@ -68,11 +68,20 @@ def _add_data_flags(p: argparse.ArgumentParser, height: int, width: int) -> None
                    help="SceneFlow render pass")
 
 
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
+#: the depth range of ``disp_to_depth`` when neither a flag nor a checkpoint gives one
+DEFAULT_MIN_DEPTH, DEFAULT_MAX_DEPTH = 0.1, 100.0
+
+
+def _add_model_flags(p: argparse.ArgumentParser, recorded_depth_range: bool = False) -> None:
+    """``recorded_depth_range``: --min_depth / --max_depth default to None, meaning the range
+    the checkpoint's opt.json records (else 0.1 / 100), as test_simple and the predictor use."""
     p.add_argument("--num_layers", type=int, default=18, choices=(18, 34, 50, 101, 152),
                    help="ResNet depth of the encoder")
-    p.add_argument("--min_depth", type=float, default=0.1, help="minimum depth")
-    p.add_argument("--max_depth", type=float, default=100.0, help="maximum depth")
+    recorded = " (default: the checkpoint's opt.json, else {:g})" if recorded_depth_range else ""
+    p.add_argument("--min_depth", type=float, default=None if recorded else DEFAULT_MIN_DEPTH,
+                   help="minimum depth" + recorded.format(DEFAULT_MIN_DEPTH))
+    p.add_argument("--max_depth", type=float, default=None if recorded else DEFAULT_MAX_DEPTH,
+                   help="maximum depth" + recorded.format(DEFAULT_MAX_DEPTH))
     p.add_argument("--load_weights_folder", type=str, default=None,
                    help="folder of encoder.pth, depth.pth [, pose_encoder.pth, pose.pth]")
 
@@ -174,7 +183,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     """Flags of ``evaluate_depth.py``."""
     p = argparse.ArgumentParser(description="Evaluate depth predictions.")
     _add_data_flags(p, height=192, width=640)
-    _add_model_flags(p)
+    _add_model_flags(p, recorded_depth_range=True)
     p.add_argument("--batch_size", type=int, default=16, help="evaluation batch size")
     p.add_argument("--eval_stereo", action="store_true",
                    help="stereo-trained model: scale by the factor its training recorded (rig "

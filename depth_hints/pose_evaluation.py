@@ -22,8 +22,9 @@ from depth_hints.atomic import atomic_write
 from depth_hints.geometry import transformation_from_parameters
 from depth_hints.images import load_rgb
 from depth_hints.inference import to_input_tensor
-from depth_hints.options import device_from
+from depth_hints.options import device_from, usable_cores
 from depth_hints.splits import read_split_file, split_dir
+from depth_hints.trainer import loader_workers
 
 TRACK_LENGTH = 5
 ODOM_SEQUENCES = {"odom_9": 9, "odom_10": 10}
@@ -176,11 +177,14 @@ def evaluate_pose(options, split_folder: str | os.PathLike | None = None) -> dic
              for s in samples]
 
     device = device_from(options.no_cuda)
+    print(f"-> Loading weights from {options.load_weights_folder}")
     motion = load_pose_model(options.load_weights_folder, options.pose_model_type, device)
+    workers = loader_workers(options.num_workers, usable_cores())  # capped as in training
     loader = torch.utils.data.DataLoader(_PairList(pairs, options.height, options.width),
                                          batch_size=options.batch_size, shuffle=False,
-                                         num_workers=options.num_workers)
-    print(f"-> Predicting {len(pairs)} frame pairs of sequence {sequence:02d} on {device}")
+                                         num_workers=workers)
+    print(f"-> Predicting {len(pairs)} frame pairs of sequence {sequence:02d} on {device} "
+          f"({workers} loader workers)")
     pred_relative = np.concatenate([motion(batch).cpu().numpy().astype(np.float64)
                                     for batch in tqdm(loader, desc="pose", unit="batch")])
 

@@ -258,3 +258,70 @@ def test_bad_camera_json_and_test_list_name_the_file(tmp_path):
     from depth_hints.splits import SplitError
     with pytest.raises(SplitError, match=r"test_files.txt:2: malformed line 'munich munich_12'"):
         read_cityscapes_test_list(bad)
+
+
+# ----------------------------------------------------------------------------- issue 20 (evaluation)
+
+def _full_frame_gts():
+    gts = []
+    for _ in range(2):
+        gt = np.full((H, W), 10.0, np.float32)
+        gt[:32] = 5.0
+        gt[96:] = 1.0  # the ego car's rows: cropped away in both forms
+        gt[32:96, :24] = 3.0
+        gts.append(gt)
+    return gts
+
+
+def test_an_npz_of_full_frames_is_cropped_like_the_folder_form(tmp_path):
+    split = _test_tree(tmp_path)
+    gt_dir = tmp_path / "gt_depths"
+    gt_dir.mkdir()
+    for i, gt in enumerate(_full_frame_gts()):
+        np.save(gt_dir / f"{i:03d}_depth.npy", gt)
+    np.savez_compressed(tmp_path / "gt.npz", data=np.stack(_full_frame_gts()))
+    disps = np.stack([np.full((48, 96), CITYSCAPES_BASELINES[i] / 0.1 / 12.0, np.float32) for i in range(2)])
+    np.save(tmp_path / "disps.npy", disps)
+    base = ["--dataset", "cityscapes", "--data_path", str(tmp_path), "--eval_split", str(split),
+            "--ext_disp_to_eval", str(tmp_path / "disps.npy"), "--eval_stereo"]
+    folder = ev.evaluate(parse_evaluate(base + ["--gt_path", str(gt_dir)]))
+    npz = ev.evaluate(parse_evaluate(base + ["--gt_path", str(tmp_path / "gt.npz")]))
+    # predicted 12 m against 10 m on every counted pixel: exact only if the crops agree
+    for result in (folder, npz):
+        assert result["abs_rel"] == pytest.approx(0.2, rel=1e-5) and result["rmse"] == pytest.approx(2.0, rel=1e-5)
+
+
+def _model(folder: Path) -> Path:
+    import networks
+    from depth_hints.checkpoints import save_weights_folder
+    encoder = networks.ResnetEncoder(18, False)
+    save_weights_folder(str(folder), {"encoder": encoder, "depth": networks.DepthDecoder(encoder.num_ch_enc)},
+                        64, 128, True)
+    return folder
+
+
+def test_missing_cityscapes_ground_truth_gives_cityscapes_advice_before_predicting(tmp_path, monkeypatch):
+    from depth_hints import evaluation_base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predicted before the inputs were checked")
+    monkeypatch.setattr(evaluation_base, "predict_disparities", refuse)
+    split = _test_tree(tmp_path)
+    weights = _model(tmp_path / "weights")
+    base = ["--dataset", "cityscapes", "--data_path", str(tmp_path), "--eval_split", str(split),
+            "--load_weights_folder", str(weights), "--eval_stereo", "--num_workers", "0"]
+    for extra in (["--gt_path", str(tmp_path / "missing_gt")], []):
+        with pytest.raises(ev.EvaluationError) as info:
+            ev.evaluate(parse_evaluate(base + extra))
+        message = str(info.value)
+        assert "Cityscapes" in message and "ManyDepth" in message and "--gt_path" in message
+        assert "export_gt_depth" not in message and "\n" not in message
+    # a ground-truth folder short of a frame is named before predicting too
+    gt_dir = tmp_path / "gt_depths"
+    gt_dir.mkdir()
+    np.save(gt_dir / "000_depth.npy", _full_frame_gts()[0])
+    with pytest.raises(ev.EvaluationError, match="001_depth.npy"):
+        ev.evaluate(parse_evaluate(base + ["--gt_path", str(gt_dir)]))
+    (gt_dir / "001_depth.npy").write_text("not an array")
+    with pytest.raises(ev.EvaluationError, match="001_depth.npy"):
+        ev.evaluate(parse_evaluate(base + ["--gt_path", str(gt_dir)]))

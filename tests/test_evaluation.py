@@ -437,3 +437,138 @@ def test_benchmark_test_images_in_kittis_flat_layout(tmp_path):
     assert ev.kitti_test_image_paths(root, [Sample("image", 4, "l")]) == [str(flat)]
     with pytest.raises(ev.EvaluationError, match="image_02/data/0000000005.jpg"):
         ev.kitti_test_image_paths(root, [Sample("image", 5, "l")])
+
+
+# ----------------------------------------------------------------------------- issue 20 (evaluation)
+
+def _mini_split(tmp_path: Path, gt: bool = True) -> tuple:
+    data = tmp_path / "kitti"
+    split = tmp_path / "mini"
+    split.mkdir()
+    (split / "test_files.txt").write_text("".join(_tiny_kitti(data, n=2)))
+    if gt:
+        save_gt(split / "gt_depths.npz", [np.full((50, 160), 10.0)] * 2)
+    return data, split
+
+
+def test_evaluation_uses_the_depth_range_recorded_in_opt_json(tmp_path):
+    from depth_hints.splits import read_split_file
+    torch.manual_seed(0)
+    encoder = networks.ResnetEncoder(18, False)
+    decoder = networks.DepthDecoder(encoder.num_ch_enc)
+    weights = tmp_path / "w"
+    save_weights_folder(str(weights), {"encoder": encoder, "depth": decoder}, FEED_H, FEED_W, True,
+                        options={"min_depth": 1.0, "max_depth": 10.0, "use_stereo": True})
+    data, split = _mini_split(tmp_path)
+    base = ["--load_weights_folder", weights, "--data_path", data, "--eval_split", split, "--png",
+            "--eval_stereo", "--num_workers", 0, "--save_pred_disps", "--no_eval"]
+    paths = ev.kitti_test_image_paths(str(data), read_split_file(split / "test_files.txt"), png=True)
+    encoder.eval(), decoder.eval()
+    for flags, (lo, hi) in (([], (1.0, 10.0)), (["--min_depth", 0.1, "--max_depth", 100], (0.1, 100.0))):
+        run(base + flags + ["--eval_out_dir", tmp_path / f"out{lo}"])
+        disps = np.load(tmp_path / f"out{lo}" / "disps_mini_split.npy")
+        expected = ev.predict_disparities(encoder, decoder, paths, FEED_H, FEED_W, min_depth=lo, max_depth=hi)
+        np.testing.assert_allclose(disps, expected, rtol=1e-5)
+    assert np.load(tmp_path / "out1.0" / "disps_mini_split.npy").min() >= 1 / 10.0
+
+
+@pytest.mark.parametrize("kind", ["npy", "corrupt", "text"])
+def test_a_ground_truth_file_that_is_not_an_npz_gives_one_line(tmp_path, capsys, kind):
+    path = tmp_path / ("gt.npy" if kind == "npy" else "gt.npz")
+    if kind == "npy":
+        np.save(path, np.ones((2, 8, 16), np.float32))
+    elif kind == "corrupt":
+        save_gt(path, GT_FRAMES)
+        path.write_bytes(path.read_bytes()[:40])
+    else:
+        path.write_text("not an archive\n")
+    disps = _pred_disps(tmp_path / "d.npy")
+    with pytest.raises(ev.EvaluationError, match="gt.np") as info:
+        run(["--ext_disp_to_eval", disps, "--gt_path", path, "--eval_stereo"])
+    assert "\n" not in str(info.value) and "npz" in str(info.value)
+    code = evaluate_depth.main(["--ext_disp_to_eval", str(disps), "--gt_path", str(path), "--eval_stereo"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err and "Traceback" not in err
+
+
+def _no_prediction(monkeypatch):
+    from depth_hints import evaluation_base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predicted before the inputs were checked")
+    monkeypatch.setattr(evaluation_base, "predict_disparities", refuse)
+
+
+def test_missing_ground_truth_is_found_before_predicting(tmp_path, monkeypatch, stereo_model):
+    data, split = _mini_split(tmp_path, gt=False)
+    _no_prediction(monkeypatch)
+    with pytest.raises(ev.EvaluationError, match=r"mini/gt_depths\.npz.*export_gt_depth"):
+        run(["--load_weights_folder", stereo_model, "--data_path", data, "--eval_split", split, "--png",
+             "--eval_stereo", "--num_workers", 0])
+    with pytest.raises(ev.EvaluationError, match=r"nothing\.npz"):
+        run(["--load_weights_folder", stereo_model, "--data_path", data, "--eval_split", split, "--png",
+             "--eval_stereo", "--num_workers", 0, "--gt_path", tmp_path / "nothing.npz"])
+    (split / "test_files.txt").write_text("2011_09_26/2011_09_26_drive_0001_sync 7 l\n")
+    save_gt(split / "gt_depths.npz", [np.full((50, 160), 10.0)])
+    with pytest.raises(ev.EvaluationError, match="0000000007"):
+        run(["--load_weights_folder", stereo_model, "--data_path", data, "--eval_split", split, "--png",
+             "--eval_stereo", "--num_workers", 0])
+
+
+def test_evaluation_says_which_weights_it_loads(tmp_path, capsys, stereo_model):
+    data, split = _mini_split(tmp_path)
+    run(["--load_weights_folder", stereo_model, "--data_path", data, "--eval_split", split, "--png",
+         "--eval_stereo", "--num_workers", 0])
+    assert f"Loading weights from {stereo_model}" in capsys.readouterr().out
+
+
+def _spy_loader_workers(monkeypatch) -> list:
+    seen = []
+    real = torch.utils.data.DataLoader
+
+    class Spy(real):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs.get("num_workers", 0))
+            super().__init__(*args, **kwargs)
+    monkeypatch.setattr(torch.utils.data, "DataLoader", Spy)
+    return seen
+
+
+def test_evaluation_caps_num_workers_to_the_cores(tmp_path, monkeypatch, stereo_model):
+    import warnings
+    from depth_hints.options import usable_cores
+    from depth_hints.trainer import loader_workers
+    data, split = _mini_split(tmp_path)
+    seen = _spy_loader_workers(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(["--load_weights_folder", stereo_model, "--data_path", data, "--eval_split", split, "--png",
+             "--eval_stereo", "--num_workers", 512, "--batch_size", 1])
+    assert seen == [loader_workers(512, usable_cores())] and 1 <= seen[0] < usable_cores() + 1
+    assert not [w for w in caught if "worker processes" in str(w.message)]
+
+
+def test_pose_evaluation_caps_num_workers_to_the_cores(tmp_path, monkeypatch):
+    import warnings
+    from depth_hints.options import usable_cores
+    from depth_hints.trainer import loader_workers
+    weights = save_model(tmp_path / "w", use_stereo=False, pose=True)
+    data = tmp_path / "odom"
+    rng = np.random.default_rng(0)
+    for frame in range(3):
+        path = data / "sequences" / "09" / "image_2" / f"{frame:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 80, 3), dtype=np.uint8)).save(path)
+    (data / "poses").mkdir()
+    np.savetxt(data / "poses" / "09.txt", _poses_along_x(3)[:, :3, :].reshape(3, 12))
+    split = tmp_path / "odom_split"
+    split.mkdir()
+    (split / "test_files_09.txt").write_text("".join(f"9 {f} l\n" for f in range(2)))
+    options = parse_evaluate_pose(["--load_weights_folder", str(weights), "--data_path", str(data),
+                                   "--height", "64", "--width", "64", "--num_workers", "512", "--png"])
+    seen = _spy_loader_workers(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pe.evaluate_pose(options, split_folder=split)
+    assert seen == [loader_workers(512, usable_cores())]
+    assert not [w for w in caught if "worker processes" in str(w.message)]

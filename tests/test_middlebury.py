@@ -125,3 +125,46 @@ def test_bad_calib_txt_names_the_file_and_key(scene, tmp_path):
     calib.unlink()
     with pytest.raises(CalibrationError, match="does not exist"):
         MiddleburyLayout(str(tmp_path)).camera(SCENE)
+
+
+# ----------------------------------------------------------------------------- --eval_stereo
+
+def test_eval_stereo_scales_each_scene_by_its_own_camera(tmp_path):
+    """Every scene has its own baseline, so a Middlebury training records no single factor
+    (null): --eval_stereo uses each frame's camera (baseline / 0.1), as on Cityscapes."""
+    from depth_hints import evaluation as ev
+    from depth_hints.checkpoints import METRIC_SCALE_KEY
+    from depth_hints.options import parse_evaluate
+    width, height, focal, doffs = 64, 32, 50.0, 4.0
+    scenes = {"SceneA": 120.0, "SceneB": 300.0}  # baselines in mm
+    for scene, baseline_mm in scenes.items():
+        folder = tmp_path / scene
+        folder.mkdir()
+        for name in ("im0.png", "im1.png"):
+            Image.new("RGB", (width, height), (100, 100, 100)).save(folder / name)
+        (folder / "calib.txt").write_text(calib_text(
+            cam0=f"[{focal} 0 30; 0 {focal} 16; 0 0 1]", cam1=f"[{focal} 0 {30 + doffs}; 0 {focal} 16; 0 0 1]",
+            doffs=doffs, baseline=baseline_mm, width=width, height=height))
+        write_pfm(folder / "disp0.pfm", np.full((height, width), 6.0, np.float32))
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "test_files.txt").write_text("".join(f"{scene} 0 l\n" for scene in scenes))
+    # depth = baseline * f / (d + doffs); a perfect model predicts scaled disparity factor / depth
+    depths = [b / 1000.0 * focal / (6.0 + doffs) for b in scenes.values()]
+    factors = [b / 1000.0 / 0.1 for b in scenes.values()]
+    np.save(tmp_path / "d.npy", np.stack([np.full((height, width), f / z, np.float32)
+                                          for f, z in zip(factors, depths)]))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "opt.json").write_text(json.dumps({METRIC_SCALE_KEY: None, "use_stereo": True}))
+    base = ["--dataset", "middlebury", "--data_path", str(tmp_path), "--eval_split", str(split),
+            "--ext_disp_to_eval", str(tmp_path / "d.npy"), "--eval_stereo"]
+    for extra in (["--load_weights_folder", str(weights)], []):  # mixed rigs (null) / none recorded
+        result = ev.evaluate(parse_evaluate(base + extra))
+        assert result["n"] == 2 and result["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+        assert result["scaling"] == "stereo (each frame's camera)"
+        assert result["pred_depth_scale_factor"] == pytest.approx(np.mean(factors))
+    # an explicit factor still overrides: depth = 2 / disparity
+    explicit = ev.evaluate(parse_evaluate(base + ["--pred_depth_scale_factor", "2.0"]))
+    expected = np.mean([abs(2.0 / np.float32(f / z) - z) / z for f, z in zip(factors, depths)])
+    assert explicit["abs_rel"] == pytest.approx(expected, rel=1e-4)

@@ -197,7 +197,8 @@ def test_final_pass_and_missing_files(tmp_path):
     clean = _dataset(tmp_path, line, sceneflow_pass="clean")
     missing = sceneflow_image_path(str(tmp_path), FT3D, 7, "l", "clean")
     other = sceneflow_image_path(str(tmp_path), FT3D, 7, "r", "clean")  # the pair's other view
-    assert "frames_cleanpass" in missing and clean.missing_files() == [missing, other]
+    neighbours = [sceneflow_image_path(str(tmp_path), FT3D, f, "l", "clean") for f in (6, 8)]  # -1, +1
+    assert "frames_cleanpass" in missing and clean.missing_files() == [missing, other] + neighbours
     with pytest.raises(datasets.DatasetError, match=r"frames_cleanpass.*0007\.png"):
         clean[0]
     with pytest.raises(datasets.DatasetError, match=r"disparity.*0007\.pfm"):

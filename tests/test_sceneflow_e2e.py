@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 
 import cv2
@@ -309,3 +310,26 @@ def test_a_few_training_steps_with_sceneflow_hints(world, hint_run, tmp_path):
     assert batch["depth_hint"].shape == (1, 64, 128) and batch["depth_hint_mask"].mean() > 0.5
     summary = trainer.train()
     assert summary["steps"] == 2 and np.isfinite(summary["losses"]).all()
+
+
+def test_a_missing_ground_truth_disparity_is_named_before_predicting(world, tmp_path, monkeypatch):
+    import shutil
+    from datasets.registry import make_layout
+    from depth_hints import evaluation_base
+    from depth_hints.splits import read_split_file
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predicted before the inputs were checked")
+    monkeypatch.setattr(evaluation_base, "predict_disparities", refuse)
+    root, split = world
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    sample = read_split_file(split / "test_files.txt", require_side=False)[1]
+    pfm = make_layout("sceneflow", str(copy)).gt_path(sample.folder, sample.frame_index, sample.side)
+    os.remove(pfm)
+    encoder = networks.ResnetEncoder(18, False)
+    save_weights_folder(str(tmp_path / "w"), {"encoder": encoder, "depth": networks.DepthDecoder(encoder.num_ch_enc)},
+                        64, 96, use_stereo=True)
+    with pytest.raises(ev.EvaluationError, match=re.escape(pfm)):
+        run(["--load_weights_folder", tmp_path / "w", "--dataset", "sceneflow", "--data_path", copy,
+             "--eval_split", split, "--eval_stereo", "--num_workers", 0])

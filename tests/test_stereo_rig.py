@@ -37,7 +37,8 @@ def rig(tmp_path_factory):
     root = tmp_path_factory.mktemp("rig") / "rig"
     write_synthetic_stereo(str(root), 2, 4, W, H, seed=0)
     split = root / "splits"
-    counts = make_stereo_splits(str(root), str(split), "fraction", val_fraction=0.0, test_fraction=0.0)
+    counts = make_stereo_splits(str(root), str(split), "fraction", val_fraction=0.0, test_fraction=0.0,
+                                frame_ids=(0, -1, 1))  # mono+stereo training below
     assert counts == {"train_files.txt": 8, "val_files.txt": 0, "test_files.txt": 0, "all_files.txt": 8}
     (split / "val_files.txt").write_text((split / "train_files.txt").read_text())
     report = root / "report.json"
@@ -79,7 +80,8 @@ def test_layout_paths_camera_names_and_ground_truth(rig):
 
 def test_split_maker_by_sequence_holds_whole_sequences_out(rig, tmp_path):
     root, _, _, _ = rig
-    counts = make_stereo_splits(str(root), str(tmp_path), "sequence", val_fraction=0.0, test_fraction=0.5)
+    counts = make_stereo_splits(str(root), str(tmp_path), "sequence", val_fraction=0.0, test_fraction=0.5,
+                                frame_ids=(0, -1, 1))
     assert counts == {"train_files.txt": 4, "val_files.txt": 0, "test_files.txt": 4, "all_files.txt": 4}
     test = read_split_file(tmp_path / "test_files.txt", named_frames=True)
     train = read_split_file(tmp_path / "train_files.txt", named_frames=True)
@@ -199,7 +201,7 @@ def test_mixed_rigs_record_no_factor_and_metric_output_asks_for_one(tmp_path, ca
     root = tmp_path / "mixed"
     write_synthetic_stereo(str(root), 2, 3, 128, 64, seed=1, baselines=[0.25, 0.5])
     split = tmp_path / "split"
-    make_stereo_splits(str(root), str(split), "fraction", 0.0, 0.0, temporal=False)
+    make_stereo_splits(str(root), str(split), "fraction", 0.0, 0.0)
     (split / "val_files.txt").write_text((split / "train_files.txt").read_text())
     from depth_hints.trainer import Trainer
     trainer = Trainer(parse_train([
@@ -333,3 +335,179 @@ def test_evaluation_on_the_rigs_ground_truth_uses_the_recorded_factor(rig, tmp_p
     explicit = ev.evaluate(parse_evaluate(base + ["--load_weights_folder", str(weights),
                                                   "--pred_depth_scale_factor", "2.5"]))
     assert explicit["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- doffs in the warp
+
+@pytest.mark.parametrize("side", ["l", "r"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_the_true_depth_warps_the_other_view_exactly_on_a_rig_with_doffs(tmp_path, side, flip):
+    """Principal points doffs px apart (cx_right = cx_left + doffs): a plane whose stored
+    disparity is d px has fx * B / Z = d + doffs. Its nominal depth warps the other view onto
+    the target exactly, whichever side is the target and whether the pair is mirrored."""
+    from PIL import Image
+    width, height, fx_px, doffs_px, d = 64, 32, 40.0, 6, 5
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (height, width + d, 3), dtype=np.uint8)
+    left, right = wide[:, :width], wide[:, d:]  # right[x] = left[x + d]: x_right = x_left - d
+    for folder, image in (("left", left), ("right", right)):
+        (tmp_path / "seq" / folder).mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / "seq" / folder / "000.png")
+    (tmp_path / "seq" / "calib.json").write_text(json.dumps(
+        {"fx": fx_px, "fy": fx_px, "cx": 30.0, "cy": 16.0, "baseline": 0.2, "doffs": doffs_px}))
+    layout = StereoRigLayout(str(tmp_path))
+    loader = MonoDataset(str(tmp_path), [f"seq 000 {side}"], height, width, (0, "s"), is_train=True,
+                         layout=layout)
+    loader.flip_probability, loader.color_aug_probability = float(flip), 0.0
+    inputs = loader[0]
+    # nominal units (baseline 0.1): fx_px * 0.1 / Z = d + doffs
+    depth = torch.full((1, 1, height, width), fx_px * 0.1 / (d + doffs_px))
+    warped = geometry.warp(inputs[("color", "s", 0)][None], depth, inputs[("K", 0)][None],
+                           inputs[("inv_K", 0)][None], inputs["stereo_T"][None])[0]
+    target = inputs[("color", 0, 0)]
+    inner = slice(d, width - d)  # columns whose source pixel is inside the other image
+    torch.testing.assert_close(warped[..., inner], target[..., inner], atol=1e-4, rtol=0)
+
+
+def test_stereo_transform_without_doffs_is_unchanged():
+    for side in ("l", "r"):
+        for flipped in (False, True):
+            expected = torch.eye(4)
+            expected[0, 3] = (-0.1 if side == "l" else 0.1) * (-1 if flipped else 1)
+            assert torch.equal(geometry.stereo_transform(side, flipped), expected)
+            assert torch.equal(geometry.stereo_transform(side, flipped, principal_offset=0.0), expected)
+
+
+def test_a_test_frame_without_ground_truth_is_named_before_predicting(small_rig, tmp_path, monkeypatch):
+    import networks
+    from depth_hints import evaluation as ev
+    from depth_hints import evaluation_base
+    from depth_hints.checkpoints import save_weights_folder
+    from depth_hints.options import parse_evaluate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predicted before the inputs were checked")
+    monkeypatch.setattr(evaluation_base, "predict_disparities", refuse)
+    encoder = networks.ResnetEncoder(18, False)
+    save_weights_folder(str(tmp_path / "w"), {"encoder": encoder, "depth": networks.DepthDecoder(encoder.num_ch_enc)},
+                        32, 64, True)
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "test_files.txt").write_text(f"seq_0 {frame_name(1)} l\nseq_0 {frame_name(2)} l\n")
+    for folder in ("depth", "disparity"):
+        for path in (small_rig / "seq_0" / folder).glob(f"{frame_name(2)}*"):
+            path.unlink()
+    with pytest.raises(ev.EvaluationError, match=f"seq_0 {frame_name(2)} l.*no ground truth") as info:
+        ev.evaluate(parse_evaluate(["--dataset", "stereo", "--data_path", str(small_rig), "--eval_split",
+                                    str(split), "--load_weights_folder", str(tmp_path / "w"), "--eval_stereo",
+                                    "--num_workers", "0"]))
+    assert "export_gt_depth" not in str(info.value) and "depth/" in str(info.value)
+
+
+def test_calibration_of_another_image_size_is_refused(small_rig):
+    """Calibrated at twice the stored size: the optional width / height say so; without them a
+    principal point outside the stored image does."""
+    calib = small_rig / "seq_0" / "calib.json"
+    values = json.loads(calib.read_text())  # pixels of the stored 64 x 32 images
+
+    def camera(data):
+        calib.write_text(json.dumps(data))
+        return StereoRigLayout(str(small_rig)).camera("seq_0")
+
+    assert camera({**values, "width": 64, "height": 32}).intrinsics == camera(values).intrinsics
+    for data, expected in (({**values, "width": 128, "height": 64}, "width x height 128x64"),
+                           ({**values, "width": 64, "height": 48}, "width x height 64x48"),
+                           ({**values, "cx": 2 * values["cx"] + 64}, "'cx'"),
+                           ({**values, "cy": -1.0}, "'cy'"),
+                           ({**values, "width": "wide"}, "'width' is 'wide'")):
+        with pytest.raises(CalibrationError) as info:
+            camera(data)
+        message = str(info.value)
+        assert expected in message and str(calib) in message and "\n" not in message
+        assert "64x32" in message or "not a number" in message
+
+
+# ----------------------------------------------------------------------------- split maker (issue 20)
+
+def _blank_rig(root, frames_per_sequence: dict):
+    """A rig of grey 64 x 32 pairs: {sequence: number of pairs}."""
+    from PIL import Image
+    for folder, count in frames_per_sequence.items():
+        for side in ("left", "right"):
+            (root / folder / side).mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (64, 32), (90, 90, 90)).save(root / folder / side / f"{i:04d}.png")
+        (root / folder / "calib.json").write_text(json.dumps(
+            {"fx": 58.0, "fy": 58.0, "cx": 32.0, "cy": 16.0, "baseline": 0.12}))
+    return root
+
+
+def _split_names(out, name):
+    path = out / f"{name}_files.txt"
+    if not path.is_file():
+        return []
+    return [tuple(line.split()) for line in path.read_text().splitlines()]
+
+
+def _make_splits_script(argv):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "make_stereo_splits_script", os.path.join(os.path.dirname(__file__), os.pardir, "scripts",
+                                                  "make_stereo_splits.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("by", ["sequence", "fraction"])
+def test_one_sequence_of_ten_pairs_gives_train_val_and_test(tmp_path, by):
+    root = _blank_rig(tmp_path / "rig", {"walk": 10})
+    out = tmp_path / "split"
+    assert _make_splits_script(["--data_path", root, "--out_dir", out, "--by", by]) == 0
+    lists = {name: _split_names(out, name) for name in ("train", "val", "test")}
+    assert all(lists.values()), {k: len(v) for k, v in lists.items()}
+    frames = {name: {line[1] for line in lines} for name, lines in lists.items()}
+    assert len(frames["test"]) == 1 and len(frames["val"]) == 1 and len(frames["train"]) == 8
+    assert not (frames["test"] & frames["train"]) and not (frames["val"] & (frames["train"] | frames["test"]))
+    # stereo-only training (the README's walkthrough) reads both lists
+    loader = MonoDataset(str(root), [" ".join(line) for line in lists["val"]], 32, 64, (0, "s"),
+                         layout=StereoRigLayout(str(root)))
+    assert loader.missing_files() == [] and loader[0][("color", "s", 0)].shape == (3, 32, 64)
+
+
+@pytest.mark.parametrize("by", ["sequence", "fraction"])
+def test_a_folder_of_single_pairs_gives_train_val_and_test(tmp_path, by):
+    root = _blank_rig(tmp_path / "rig", {f"pair_{i:02d}": 1 for i in range(10)})
+    out = tmp_path / "split"
+    assert _make_splits_script(["--data_path", root, "--out_dir", out, "--by", by]) == 0
+    counts = {name: len(_split_names(out, name)) for name in ("train", "val", "test", "all")}
+    assert counts == {"train": 16, "val": 2, "test": 1, "all": 18}
+    # mono training asks for neighbours that single pairs do not have: no line qualifies
+    with pytest.raises(LayoutError, match="--frame_ids"):
+        make_stereo_splits(str(root), str(tmp_path / "mono"), by, frame_ids=(0, -1, 1))
+
+
+def test_by_fraction_test_frames_are_no_training_neighbours(tmp_path):
+    root = _blank_rig(tmp_path / "rig", {"a": 12, "b": 9})
+    for seed in range(4):
+        out = tmp_path / f"split{seed}"
+        assert _make_splits_script(["--data_path", root, "--out_dir", out, "--by", "fraction",
+                                    "--frame_ids", 0, -1, 1, "--test_fraction", 0.2, "--seed", seed]) == 0
+        test = {(line[0], int(line[1])) for line in _split_names(out, "test")}
+        assert test and _split_names(out, "val")
+        for name in ("train", "val"):
+            for folder, frame, _ in _split_names(out, name):
+                frame = int(frame)
+                assert (folder, frame) not in test
+                assert {(folder, frame - 1), (folder, frame + 1)}.isdisjoint(test), (name, folder, frame)
+                assert frame - 1 >= 0 and frame + 1 < {"a": 12, "b": 9}[folder]
+
+
+def test_training_names_a_line_without_the_neighbours_its_frame_ids_need(tmp_path):
+    root = _blank_rig(tmp_path / "rig", {"walk": 4})
+    lines = ["walk 0000 l", "walk 0001 l"]
+    stereo = MonoDataset(str(root), lines, 32, 64, (0, "s"), layout=StereoRigLayout(str(root)))
+    assert stereo.missing_files() == []
+    mono = MonoDataset(str(root), lines, 32, 64, (0, -1, 1, "s"), layout=StereoRigLayout(str(root)))
+    with pytest.raises(LayoutError, match="walk 0+ l.*no frame -1.*--frame_ids 0 -1 1"):
+        mono.missing_files()
