@@ -29,7 +29,7 @@ import torch
 import torch.utils.data as data
 from PIL import Image, ImageEnhance
 
-from depth_hints import geometry
+from depth_hints import augment, geometry
 from depth_hints.hint_files import hint_file_path, load_hint
 from depth_hints.images import load_rgb
 from depth_hints.splits import Sample, frame_token
@@ -40,7 +40,12 @@ NUM_SCALES = 4
 COLOR_JITTER = dict(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2), hue=(-0.1, 0.1))
 
 
-__all__ = ["MonoDataset", "DatasetError", "as_sample", "random_color_jitter", "NUM_SCALES"]
+__all__ = ["MonoDataset", "DatasetError", "as_sample", "random_color_jitter", "draw_color_jitter",
+           "pil_color_jitter", "NUM_SCALES", "AUGMENT_ON"]
+
+#: where the colour jitter and the pyramid are made: "cpu" (PIL, every key built here, the
+#: original's bytes) or "device" (uint8 at the training size + parameters, see depth_hints/augment.py)
+AUGMENT_ON = ("cpu", "device")
 
 
 def as_sample(item) -> Sample:
@@ -68,14 +73,20 @@ def shift_hue(img: Image.Image, hue: float) -> Image.Image:
     return Image.merge("HSV", (h, s, v)).convert(img.mode)
 
 
-def random_color_jitter(rng: random.Random):
-    """Random brightness/contrast/saturation/hue change, the same for every frame of a sample.
-
-    The same PIL operations as torchvision's ColorJitter on PIL images (byte-identical output),
-    without importing torchvision in every loader worker (over a second each at start-up)."""
+def draw_color_jitter(rng: random.Random) -> tuple[list, list]:
+    """(order, factors) of a random colour change, drawn as torchvision's ColorJitter draws
+    them: a shuffled order of the four operations, then brightness, contrast, saturation and
+    hue factors (the same for every frame of a sample)."""
     order = list(range(4))
     rng.shuffle(order)
     factors = [rng.uniform(*COLOR_JITTER[k]) for k in ("brightness", "contrast", "saturation", "hue")]
+    return order, factors
+
+
+def pil_color_jitter(order, factors):
+    """PIL image -> jittered PIL image with the given parameters: the same PIL operations as
+    torchvision's ColorJitter on PIL images (byte-identical output), without importing
+    torchvision in every loader worker (over a second each at start-up)."""
     ops = (lambda img, f: ImageEnhance.Brightness(img).enhance(f),
            lambda img, f: ImageEnhance.Contrast(img).enhance(f),
            lambda img, f: ImageEnhance.Color(img).enhance(f),
@@ -86,6 +97,11 @@ def random_color_jitter(rng: random.Random):
             img = ops[i](img, factors[i])
         return img
     return apply
+
+
+def random_color_jitter(rng: random.Random):
+    """Random brightness/contrast/saturation/hue change as a function of a PIL image."""
+    return pil_color_jitter(*draw_color_jitter(rng))
 
 
 class MonoDataset(data.Dataset):
@@ -105,7 +121,7 @@ class MonoDataset(data.Dataset):
                  num_scales: int = NUM_SCALES, is_train: bool = False, img_ext: str = ".jpg",
                  use_depth_hints: bool = False, depth_hint_path: str | None = None,
                  load_depth_gt: bool = False, layout: DatasetLayout | None = None,
-                 **layout_options):
+                 augment_on: str = "cpu", **layout_options):
         super().__init__()
         if height % 32 or width % 32:
             raise ValueError(f"height {height} and width {width} must be multiples of 32 "
@@ -121,6 +137,9 @@ class MonoDataset(data.Dataset):
         self.depth_hint_path = depth_hint_path or os.path.join(data_path, "depth_hints")
         self.load_depth_gt = load_depth_gt
         self.interp = Image.LANCZOS
+        if augment_on not in AUGMENT_ON:
+            raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r} (--augment_on)")
+        self.augment_on = augment_on
         if layout is None:
             if self.layout_class is None:
                 raise TypeError("MonoDataset needs a layout (or a subclass with layout_class)")
@@ -182,6 +201,16 @@ class MonoDataset(data.Dataset):
 
         inputs: dict = {}
         stored_sizes = {}
+        compact = self.augment_on == "device"
+        if compact:
+            order, factors = draw_color_jitter(rng) if do_color_aug else ([0, 1, 2, 3], [1.0, 1.0, 1.0, 0.0])
+            inputs[augment.JITTER_ORDER] = torch.tensor(order, dtype=torch.int64)
+            inputs[augment.JITTER_FACTORS] = torch.tensor(factors, dtype=torch.float64)
+            inputs[augment.DO_JITTER] = torch.tensor(bool(do_color_aug))
+            inputs[augment.DO_FLIP] = torch.tensor(bool(do_flip))
+            jitter = None
+        else:
+            jitter = random_color_jitter(rng) if do_color_aug else None
         for f in self.frame_ids:
             if f == "s":
                 img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
@@ -189,6 +218,10 @@ class MonoDataset(data.Dataset):
                 neighbour = self.layout.neighbour(sample, f)
                 img = self.get_color(neighbour.folder, neighbour.frame_index, neighbour.side, do_flip)
             stored_sizes[f] = img.size
+            if compact:  # scale 0 as uint8; the device makes the rest (depth_hints/augment.py)
+                img = img.resize((self.width, self.height), self.interp)
+                inputs[(augment.U8, f)] = torch.from_numpy(np.array(img, np.uint8)).permute(2, 0, 1).contiguous()
+                continue
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
                 img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)
