@@ -121,7 +121,7 @@ class MonoDataset(data.Dataset):
                  num_scales: int = NUM_SCALES, is_train: bool = False, img_ext: str = ".jpg",
                  use_depth_hints: bool = False, depth_hint_path: str | None = None,
                  load_depth_gt: bool = False, layout: DatasetLayout | None = None,
-                 augment_on: str = "cpu", **layout_options):
+                 augment_on: str = "cpu", cache=None, **layout_options):
         super().__init__()
         if height % 32 or width % 32:
             raise ValueError(f"height {height} and width {width} must be multiples of 32 "
@@ -140,6 +140,11 @@ class MonoDataset(data.Dataset):
         if augment_on not in AUGMENT_ON:
             raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r} (--augment_on)")
         self.augment_on = augment_on
+        if cache is not None and (cache.height, cache.width) != (height, width):
+            raise ValueError(f"the training cache {cache.dir} is {cache.width}x{cache.height}, "
+                             f"not {width}x{height} (--cache_dir, --width/--height)")
+        #: a depth_hints.cache.TrainingCache: frames (and hints) as rows at the training size
+        self.cache = cache
         if layout is None:
             if self.layout_class is None:
                 raise TypeError("MonoDataset needs a layout (or a subclass with layout_class)")
@@ -171,8 +176,27 @@ class MonoDataset(data.Dataset):
         return other_side(side)
 
     def get_color(self, folder: str, frame_index: int, side: str, do_flip: bool) -> Image.Image:
-        img = self.layout.crop_image(load_rgb(self.image_path(folder, frame_index, side), DatasetError))
+        """The stored image after the layout's crop (from a cache: already at the training
+        size, the same bytes as the LANCZOS resize below makes), mirrored with ``do_flip``."""
+        if self.cache is not None:
+            img = Image.fromarray(np.ascontiguousarray(self.cache.image(Sample(folder, frame_index, side))))
+        else:
+            img = self.layout.crop_image(load_rgb(self.image_path(folder, frame_index, side), DatasetError))
         return img.transpose(Image.FLIP_LEFT_RIGHT) if do_flip else img
+
+    def color_u8(self, folder: str, frame_index: int, side: str, do_flip: bool) -> tuple:
+        """(uint8 [3, H, W] at the training size, mirrored with ``do_flip``; the stored size
+        (w, h) before resizing, or None from a cache)."""
+        if self.cache is not None:
+            array = self.cache.image(Sample(folder, frame_index, side))
+            size = None
+        else:
+            img = self.get_color(folder, frame_index, side, do_flip=False)
+            size = img.size
+            array = np.asarray(img.resize((self.width, self.height), self.interp))
+        if do_flip:  # mirroring commutes with PIL's LANCZOS resize: the same bytes
+            array = array[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), size
 
     def hint_path(self, sample: Sample) -> str:
         return hint_file_path(self.depth_hint_path, sample.folder, sample.frame_index, sample.side)
@@ -212,16 +236,14 @@ class MonoDataset(data.Dataset):
         else:
             jitter = random_color_jitter(rng) if do_color_aug else None
         for f in self.frame_ids:
-            if f == "s":
-                img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
-            else:
-                neighbour = self.layout.neighbour(sample, f)
-                img = self.get_color(neighbour.folder, neighbour.frame_index, neighbour.side, do_flip)
-            stored_sizes[f] = img.size
+            frame = (Sample(sample.folder, sample.frame_index, self.other_side(sample.side)) if f == "s"
+                     else self.layout.neighbour(sample, f))
             if compact:  # scale 0 as uint8; the device makes the rest (depth_hints/augment.py)
-                img = img.resize((self.width, self.height), self.interp)
-                inputs[(augment.U8, f)] = torch.from_numpy(np.array(img, np.uint8)).permute(2, 0, 1).contiguous()
+                inputs[(augment.U8, f)], stored_sizes[f] = self.color_u8(
+                    frame.folder, frame.frame_index, frame.side, do_flip)
                 continue
+            img = self.get_color(frame.folder, frame.frame_index, frame.side, do_flip)
+            stored_sizes[f] = img.size
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
                 img = img.resize((self.width // 2 ** s, self.height // 2 ** s), self.interp)
@@ -242,8 +264,11 @@ class MonoDataset(data.Dataset):
             inputs["stereo_T"] = geometry.stereo_transform(sample.side, do_flip)
 
         if self.use_depth_hints:
-            hint = load_hint(self.hint_path(sample))
-            hint = cv2.resize(hint, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+            if self.cache is not None and self.cache.has_hints():
+                hint = self.cache.hint(sample).astype(np.float32)
+            else:
+                hint = load_hint(self.hint_path(sample))
+                hint = cv2.resize(hint, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
             if do_flip:
                 hint = hint[:, ::-1]
             hint = torch.from_numpy(np.ascontiguousarray(hint))[None]

@@ -146,6 +146,10 @@ def train_parser() -> argparse.ArgumentParser:
                         "ships uint8 at the training size, the training device jitters and builds "
                         "the levels the losses read), 'cpu' (the original PIL path, byte for "
                         "byte); auto: device")
+    p.add_argument("--cache_dir", type=str, default=None,
+                   help="training cache of scripts/cache_training_data.py (default: "
+                        "<data_path>/training_cache/<split>_<H>x<W>[_png] when present)")
+    p.add_argument("--no_cache", action="store_true", help="decode the images even if a cache exists")
     return p
 
 

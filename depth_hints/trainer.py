@@ -52,6 +52,10 @@ def build_datasets(opt):
     cls = datasets.dataset_class(opt.dataset)
     img_ext = ".png" if opt.png else ".jpg"
     extra = {"sceneflow_pass": opt.sceneflow_pass} if opt.dataset == "sceneflow" else {}
+    cache = None
+    if not getattr(opt, "no_cache", False):
+        from .cache import CacheSpec, open_cache
+        cache = open_cache(CacheSpec.from_options(opt), getattr(opt, "cache_dir", None))
     made = []
     for name, is_train in (("train_files.txt", True), ("val_files.txt", False)):
         samples = read_split_file(split_file(opt.split, name),
@@ -60,6 +64,7 @@ def build_datasets(opt):
                         num_scales=4, is_train=is_train, img_ext=img_ext,
                         use_depth_hints=opt.use_depth_hints, depth_hint_path=opt.depth_hint_path,
                         augment_on=augment.resolve_augment_on(getattr(opt, "augment_on", "auto")),
+                        cache=cache,
                         **extra))
     return made[0], made[1]
 
