@@ -5,7 +5,9 @@ images at the training size as uint8 (scale 0 only, the horizontal flip already 
 together with the intrinsics, the stereo sign and the hint) plus the colour-jitter parameters
 it drew; ``build_inputs`` then makes, on the device:
 
-  ("color", f, 0), ("color_aug", f, 0)   float [B,3,H,W] in [0, 1], every frame f
+  ("color", f, 0)                        float [B,3,H,W] in [0, 1], every frame f
+  ("color_aug", f, 0)                    the same jittered, every frame the networks see
+                                         (all but "s", which only the losses read)
   ("color", 0, s), s > 0 in ``scales``   frame 0's lower levels (the edge-aware smoothness)
   ("color", f, s), every f               the same for every frame, with ``v1_multiscale``
 
@@ -121,31 +123,23 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 def adjust_hue(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     """HSV hue rotated by int(hue * 255) / 255 turns (PIL's 8-bit step, as the loader's
     ``shift_hue`` applies it), hue [B] in [-0.5, 0.5]."""
-    shift = _per_sample(torch.trunc(hue.double() * 255) / 255, x)
+    shift = _per_sample(torch.trunc(hue.double() * 255) / 255, x)  # [B,1,...,1]
     r, g, b = x.unbind(-3)
-    maxc, _ = x.max(-3)
-    minc, _ = x.min(-3)
+    maxc = x.amax(-3)
+    minc = x.amin(-3)
     delta = maxc - minc
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    # hue in sixths of a turn; pixels with delta 0 have no hue (and are unchanged below: s = 0)
     h = torch.where(maxc == r, (g - b) / safe,
-                    torch.where(maxc == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
-    h = torch.where(delta > 0, h / 6.0, torch.zeros_like(h))
-    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)),
-                    torch.zeros_like(maxc))
-    h = torch.remainder(h + shift.squeeze(-3), 1.0) * 6.0
-    sector = torch.floor(h)
-    frac = h - sector
-    sector = sector.long() % 6
-    v = maxc
-    p = v * (1 - s)
-    q = v * (1 - s * frac)
-    t = v * (1 - s * (1 - frac))
-    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = [torch.zeros_like(v) for _ in range(3)]
-    for i, rgb in enumerate(table):
-        here = sector == i
-        out = [torch.where(here, c, o) for c, o in zip(rgb, out)]
-    return torch.stack(out, -3)
+                    torch.where(maxc == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))
+    s = delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc))
+    h = torch.remainder(h + shift.squeeze(-3) * 6.0, 6.0)
+    # back to RGB: channel n (R 5, G 3, B 1) = v - v s clamp(min(k, 4 - k), 0, 1), k = (n + h) mod 6
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).reshape(3, 1, 1)
+    k = torch.remainder(n + h.unsqueeze(-3), 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
+    v, vs = maxc.unsqueeze(-3), (maxc * s).unsqueeze(-3)
+    return v - vs * ramp
 
 
 #: in the order of the factors (and of the loader's order indices)
@@ -196,17 +190,19 @@ def build_inputs(batch: dict, device, scales=(0, 1, 2, 3), v1_multiscale: bool =
     jittered = batch[DO_JITTER].cpu().bool() if DO_JITTER in batch else torch.zeros(0, dtype=torch.bool)
     for f in frames:
         out[("color", f, 0)] = colors[f].float().div_(255)
+    # the networks see frame 0 and the temporal frames; nothing reads the other view's color_aug
+    seen = [f for f in frames if f != "s"]
     # jitter every frame of a sample together: stack frames as [B, F, 3, H, W]
-    aug = {f: out[("color", f, 0)] for f in frames}
+    aug = {f: out[("color", f, 0)] for f in seen}
     if jittered.any():
         idx = torch.nonzero(jittered).flatten()
-        stack = torch.stack([out[("color", f, 0)][idx.to(device)] for f in frames], 1)
+        stack = torch.stack([out[("color", f, 0)][idx.to(device)] for f in seen], 1)
         stack = color_jitter(stack, batch[JITTER_ORDER][idx], batch[JITTER_FACTORS][idx])
-        for i, f in enumerate(frames):
+        for i, f in enumerate(seen):
             full = out[("color", f, 0)].clone()
             full[idx.to(device)] = stack[:, i]
             aug[f] = full
-    for f in frames:
+    for f in seen:
         value = aug[f]
         if channels_last:
             value = value.contiguous(memory_format=torch.channels_last)

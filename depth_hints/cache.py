@@ -154,6 +154,8 @@ def plan(spec: CacheSpec) -> dict:
                 from .hint_files import hint_file_path
                 path = hint_file_path(spec.hint_root, sample.folder, sample.frame_index, sample.side)
                 if not os.path.isfile(path):
+                    if name != SPLIT_FILES[0]:
+                        continue  # validation hints are cached where they exist
                     raise CacheError(f"hint file {path} is missing: run precompute_depth_hints.py "
                                      f"for --split {spec.split} first, or leave out --use_depth_hints.")
                 hints[_key(sample)] = [sample.folder, sample.frame_index, sample.side, *_stat(path)]

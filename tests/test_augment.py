@@ -131,7 +131,9 @@ def test_device_path_without_jitter_is_the_pil_path(tiny_kitti, flip):
     cpu, dev = _batches(tiny_kitti, flip, 0.0)
     for f in (0, -1, 1, "s"):
         assert torch.equal(dev[("color", f, 0)], cpu[("color", f, 0)])  # byte for byte
-        assert torch.equal(dev[("color_aug", f, 0)], cpu[("color", f, 0)])
+        if f != "s":  # the networks never see the other view
+            assert torch.equal(dev[("color_aug", f, 0)], cpu[("color", f, 0)])
+    assert ("color_aug", "s", 0) not in dev
     for s in (1, 2, 3):  # frame 0's lower levels: PIL's LANCZOS, up to rare 1/255 ties
         diff = (dev[("color", 0, s)] - cpu[("color", 0, s)]).abs()
         assert diff.max() <= 1 / 255 + 1e-6 and (diff > 0).float().mean() < 5e-3
@@ -166,7 +168,7 @@ def test_device_path_without_jitter_gives_the_same_loss(tiny_kitti):
 
 def test_device_jitter_matches_the_pil_loader_with_the_same_draws(tiny_kitti):
     cpu, dev = _batches(tiny_kitti, 0.5, 1.0)
-    for f in (0, -1, 1, "s"):
+    for f in (0, -1, 1):
         assert torch.equal(dev[("color", f, 0)], cpu[("color", f, 0)])
         diff = (dev[("color_aug", f, 0)] - cpu[("color_aug", f, 0)]).abs()
         assert diff.max() <= HUE_MAX_TOL + 3 * BLEND_TOL and diff.mean() <= HUE_MEAN_TOL + BLEND_TOL
