@@ -140,7 +140,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_every_steps", type=int, default=0,
                    help="also write a resumable checkpoint every N optimiser steps (0: off); "
                         "SIGTERM / SIGUSR1 always write one and exit 0")
-    # Feeding the device (README "Feeding a GPU").
+    # Feeding the device (README "Training cache and device augmentation").
     p.add_argument("--augment_on", type=str, default="auto", choices=("auto", "cpu", "device"),
                    help="where colour jitter and the image pyramid are made: 'device' (the loader "
                         "ships uint8 at the training size, the training device jitters and builds "

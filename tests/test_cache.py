@@ -182,3 +182,34 @@ def test_another_layout_cityscapes_crop(tmp_path):
         a, b = plain[0], cached[0]
         for key in a:
             assert torch.equal(a[key], b[key]), key
+
+
+def test_each_rank_reads_only_its_own_rows(kitti):
+    """Under DDP every rank's sampler picks its samples and the loader touches only their rows
+    of the shared memory map (targets and the frames they read), nothing else."""
+    from depth_hints.distributed import DistContext, ResumableSampler
+    cache.build(_spec(kitti), progress=False)
+    opened = cache.open_cache(_spec(kitti))
+    read = {}
+    for rank in (0, 1):
+        tracked = cache.TrainingCache.__new__(cache.TrainingCache)
+        tracked.__dict__.update(opened.__getstate__())
+        rows = read.setdefault(rank, set())
+        original = tracked.image
+        tracked.image = lambda sample, _o=original, _r=rows: (_r.add(tracked.frame_rows[cache._key(sample)]), _o(sample))[1]
+        ds = _dataset(kitti, "device", tracked, is_train=True)
+        sampler = ResumableSampler(ds, DistContext(rank=rank, world_size=2), seed=0)
+        sampler.set_epoch(0)
+        mine = list(sampler)
+        for i in mine:
+            ds[i]
+        expected = set()
+        for i in mine:
+            s = ds.samples[i]
+            for frame in (s, Sample(s.folder, s.frame_index - 1, s.side), Sample(s.folder, s.frame_index + 1, s.side),
+                          Sample(s.folder, s.frame_index, "r" if s.side == "l" else "l")):
+                expected.add(opened.frame_rows[cache._key(frame)])
+        assert rows == expected
+    targets = [{opened.frame_rows[cache._key(_dataset(kitti).samples[i])] for i in
+                ResumableSampler(_dataset(kitti), DistContext(rank=r, world_size=2), seed=0)} for r in (0, 1)]
+    assert not targets[0] & targets[1]
