@@ -73,6 +73,13 @@ def pil_lanczos_matrix(in_size: int, out_size: int) -> np.ndarray:
     return matrix
 
 
+@lru_cache(maxsize=64)
+def _lanczos_tensor(in_size: int, out_size: int, device: torch.device, transposed: bool) -> torch.Tensor:
+    """``pil_lanczos_matrix`` as float32 on ``device`` (made once per device, not per step)."""
+    matrix = pil_lanczos_matrix(in_size, out_size)
+    return torch.as_tensor(matrix.T if transposed else matrix, dtype=torch.float32, device=device).contiguous()
+
+
 def _round_8bit(x: torch.Tensor) -> torch.Tensor:
     """PIL's (sum + 2^21) >> 22 then clip to [0, 255], on values in 0..255 units."""
     return torch.floor(x + 0.5).clamp_(0, 255)
@@ -82,11 +89,10 @@ def resize_lanczos(image: torch.Tensor, height: int, width: int) -> torch.Tensor
     """[..., H, W] float in 0..255 units (integer valued) -> [..., height, width], as PIL's
     ``resize(LANCZOS)`` of an 8-bit image: horizontal pass, round, vertical pass, round."""
     in_h, in_w = image.shape[-2:]
-    kw = dict(device=image.device, dtype=torch.float32)
     if in_w != width:
-        image = _round_8bit(image @ torch.as_tensor(pil_lanczos_matrix(in_w, width).T, **kw))
+        image = _round_8bit(image @ _lanczos_tensor(in_w, width, image.device, True))
     if in_h != height:
-        image = _round_8bit(torch.as_tensor(pil_lanczos_matrix(in_h, height), **kw) @ image)
+        image = _round_8bit(_lanczos_tensor(in_h, height, image.device, False) @ image)
     return image
 
 

@@ -398,3 +398,22 @@ def open_cache(spec: CacheSpec, cache_dir: str | None = None, check_sources: boo
                                      f"made; rebuild it with: {rebuild}")
     index["_command"] = rebuild
     return TrainingCache(cache_dir, index)
+
+
+def for_training(opt) -> TrainingCache | None:
+    """The cache train.py reads for these options: --cache_dir, else the conventional folder
+    when it holds one; None with --no_cache, without one, or for --frame_ids beyond -1..1 (not
+    cached; an error with --cache_dir). Says which on rank 0."""
+    if getattr(opt, "no_cache", False):
+        return None
+    cache_dir = getattr(opt, "cache_dir", None)
+    offsets = {f for f in opt.frame_ids if f != "s"}
+    if not offsets <= {0, *TEMPORAL_OFFSETS}:
+        if cache_dir:
+            raise CacheError(f"--frame_ids {' '.join(map(str, opt.frame_ids))}: the training cache holds "
+                             f"the frames -1, 0, +1 and the other view only; drop --cache_dir.")
+        return None
+    opened = open_cache(CacheSpec.from_options(opt), cache_dir)
+    if opened is not None and os.environ.get("RANK", "0") == "0":
+        print(f"training cache: {opened.dir} (the loader copies rows; --no_cache decodes)")
+    return opened

@@ -52,10 +52,8 @@ def build_datasets(opt):
     cls = datasets.dataset_class(opt.dataset)
     img_ext = ".png" if opt.png else ".jpg"
     extra = {"sceneflow_pass": opt.sceneflow_pass} if opt.dataset == "sceneflow" else {}
-    cache = None
-    if not getattr(opt, "no_cache", False):
-        from .cache import CacheSpec, open_cache
-        cache = open_cache(CacheSpec.from_options(opt), getattr(opt, "cache_dir", None))
+    from .cache import for_training
+    cache = for_training(opt)
     made = []
     for name, is_train in (("train_files.txt", True), ("val_files.txt", False)):
         samples = read_split_file(split_file(opt.split, name),

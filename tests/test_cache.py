@@ -158,6 +158,15 @@ def test_script_builds_verifies_and_train_finds_the_cache(kitti):
                        "--height", str(H), "--width", str(W), "--no_cache", "--augment_on", "cpu"])
     train_set, _ = build_datasets(opt)
     assert train_set.cache is None and train_set.augment_on == "cpu"
+    far = ["--data_path", kitti, "--split", os.path.join(kitti, "split"), "--png", "--height", str(H),
+           "--width", str(W), "--use_depth_hints", "--use_stereo", "--frame_ids", "0", "-2", "2", "--no_cuda"]
+    assert cache.for_training(parse_train(far)) is None  # frames +-2 are not cached: decode
+    with pytest.raises(cache.CacheError, match="drop --cache_dir"):
+        cache.for_training(parse_train(far + ["--cache_dir", opened_dir(kitti)]))
+
+
+def opened_dir(root):
+    return _spec(root).default_dir()
 
 
 def test_another_layout_cityscapes_crop(tmp_path):
