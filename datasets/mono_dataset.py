@@ -31,7 +31,7 @@ import torch
 import torch.utils.data as data
 from PIL import Image, ImageEnhance
 
-from depth_hints import geometry
+from depth_hints import augment, geometry
 from depth_hints.hint_files import hint_file_path, load_hint
 from depth_hints.images import load_rgb
 from depth_hints.splits import Sample, frame_token
@@ -42,7 +42,12 @@ NUM_SCALES = 4
 COLOR_JITTER = dict(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2), hue=(-0.1, 0.1))
 
 
-__all__ = ["MonoDataset", "DatasetError", "as_sample", "random_color_jitter", "NUM_SCALES"]
+__all__ = ["MonoDataset", "DatasetError", "as_sample", "random_color_jitter", "draw_color_jitter",
+           "pil_color_jitter", "NUM_SCALES", "AUGMENT_ON"]
+
+#: where the colour jitter and the pyramid are made: "cpu" (PIL, every key built here, the
+#: original's bytes) or "device" (uint8 at the training size + parameters, see depth_hints/augment.py)
+AUGMENT_ON = ("cpu", "device")
 
 
 def as_sample(item) -> Sample:
@@ -70,14 +75,20 @@ def shift_hue(img: Image.Image, hue: float) -> Image.Image:
     return Image.merge("HSV", (h, s, v)).convert(img.mode)
 
 
-def random_color_jitter(rng: random.Random):
-    """Random brightness/contrast/saturation/hue change, the same for every frame of a sample.
-
-    The same PIL operations as torchvision's ColorJitter on PIL images (byte-identical output),
-    without importing torchvision in every loader worker (over a second each at start-up)."""
+def draw_color_jitter(rng: random.Random) -> tuple[list, list]:
+    """(order, factors) of a random colour change, drawn as torchvision's ColorJitter draws
+    them: a shuffled order of the four operations, then brightness, contrast, saturation and
+    hue factors (the same for every frame of a sample)."""
     order = list(range(4))
     rng.shuffle(order)
     factors = [rng.uniform(*COLOR_JITTER[k]) for k in ("brightness", "contrast", "saturation", "hue")]
+    return order, factors
+
+
+def pil_color_jitter(order, factors):
+    """PIL image -> jittered PIL image with the given parameters: the same PIL operations as
+    torchvision's ColorJitter on PIL images (byte-identical output), without importing
+    torchvision in every loader worker (over a second each at start-up)."""
     ops = (lambda img, f: ImageEnhance.Brightness(img).enhance(f),
            lambda img, f: ImageEnhance.Contrast(img).enhance(f),
            lambda img, f: ImageEnhance.Color(img).enhance(f),
@@ -88,6 +99,11 @@ def random_color_jitter(rng: random.Random):
             img = ops[i](img, factors[i])
         return img
     return apply
+
+
+def random_color_jitter(rng: random.Random):
+    """Random brightness/contrast/saturation/hue change as a function of a PIL image."""
+    return pil_color_jitter(*draw_color_jitter(rng))
 
 
 class MonoDataset(data.Dataset):
@@ -107,7 +123,7 @@ class MonoDataset(data.Dataset):
                  num_scales: int = NUM_SCALES, is_train: bool = False, img_ext: str = ".jpg",
                  use_depth_hints: bool = False, depth_hint_path: str | None = None,
                  load_depth_gt: bool = False, layout: DatasetLayout | None = None,
-                 **layout_options):
+                 augment_on: str = "cpu", cache=None, **layout_options):
         super().__init__()
         if height % 32 or width % 32:
             raise ValueError(f"height {height} and width {width} must be multiples of 32 "
@@ -123,6 +139,14 @@ class MonoDataset(data.Dataset):
         self.depth_hint_path = depth_hint_path or os.path.join(data_path, "depth_hints")
         self.load_depth_gt = load_depth_gt
         self.interp = Image.LANCZOS
+        if augment_on not in AUGMENT_ON:
+            raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r} (--augment_on)")
+        self.augment_on = augment_on
+        if cache is not None and (cache.height, cache.width) != (height, width):
+            raise ValueError(f"the training cache {cache.dir} is {cache.width}x{cache.height}, "
+                             f"not {width}x{height} (--cache_dir, --width/--height)")
+        #: a depth_hints.cache.TrainingCache: frames (and hints) as rows at the training size
+        self.cache = cache
         if layout is None:
             if self.layout_class is None:
                 raise TypeError("MonoDataset needs a layout (or a subclass with layout_class)")
@@ -161,8 +185,27 @@ class MonoDataset(data.Dataset):
         return other_side(side)
 
     def get_color(self, folder: str, frame_index: int, side: str, do_flip: bool) -> Image.Image:
-        img = self.layout.crop_image(load_rgb(self.image_path(folder, frame_index, side), DatasetError))
+        """The stored image after the layout's crop (from a cache: already at the training
+        size, the same bytes as the LANCZOS resize below makes), mirrored with ``do_flip``."""
+        if self.cache is not None:
+            img = Image.fromarray(np.ascontiguousarray(self.cache.image(Sample(folder, frame_index, side))))
+        else:
+            img = self.layout.crop_image(load_rgb(self.image_path(folder, frame_index, side), DatasetError))
         return img.transpose(Image.FLIP_LEFT_RIGHT) if do_flip else img
+
+    def color_u8(self, folder: str, frame_index: int, side: str, do_flip: bool) -> tuple:
+        """(uint8 [3, H, W] at the training size, mirrored with ``do_flip``; the stored size
+        (w, h) before resizing, or None from a cache)."""
+        if self.cache is not None:
+            array = self.cache.image(Sample(folder, frame_index, side))
+            size = None
+        else:
+            img = self.get_color(folder, frame_index, side, do_flip=False)
+            size = img.size
+            array = np.asarray(img.resize((self.width, self.height), self.interp))
+        if do_flip:  # mirroring commutes with PIL's LANCZOS resize: the same bytes
+            array = array[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), size
 
     def hint_path(self, sample: Sample) -> str:
         return hint_file_path(self.depth_hint_path, sample.folder, sample.frame_index, sample.side)
@@ -197,12 +240,24 @@ class MonoDataset(data.Dataset):
 
         inputs: dict = {}
         stored_sizes = {}
+        compact = self.augment_on == "device"
+        if compact:
+            order, factors = draw_color_jitter(rng) if do_color_aug else ([0, 1, 2, 3], [1.0, 1.0, 1.0, 0.0])
+            inputs[augment.JITTER_ORDER] = torch.tensor(order, dtype=torch.int64)
+            inputs[augment.JITTER_FACTORS] = torch.tensor(factors, dtype=torch.float64)
+            inputs[augment.DO_JITTER] = torch.tensor(bool(do_color_aug))
+            inputs[augment.DO_FLIP] = torch.tensor(bool(do_flip))
+            jitter = None
+        else:
+            jitter = random_color_jitter(rng) if do_color_aug else None
         for f in self.frame_ids:
-            if f == "s":
-                img = self.get_color(sample.folder, sample.frame_index, self.other_side(sample.side), do_flip)
-            else:
-                neighbour = self.layout.neighbour(sample, f)
-                img = self.get_color(neighbour.folder, neighbour.frame_index, neighbour.side, do_flip)
+            frame = (Sample(sample.folder, sample.frame_index, self.other_side(sample.side)) if f == "s"
+                     else self.layout.neighbour(sample, f))
+            if compact:  # scale 0 as uint8; the device makes the rest (depth_hints/augment.py)
+                inputs[(augment.U8, f)], stored_sizes[f] = self.color_u8(
+                    frame.folder, frame.frame_index, frame.side, do_flip)
+                continue
+            img = self.get_color(frame.folder, frame.frame_index, frame.side, do_flip)
             stored_sizes[f] = img.size
             for s in range(self.num_scales):
                 # each scale from the one above, as monodepth2 builds its pyramid (and cheaper)
@@ -224,8 +279,11 @@ class MonoDataset(data.Dataset):
             inputs["stereo_T"] = self.stereo_transform(sample, do_flip)
 
         if self.use_depth_hints:
-            hint = load_hint(self.hint_path(sample))
-            hint = cv2.resize(hint, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+            if self.cache is not None and self.cache.has_hints():
+                hint = self.cache.hint(sample).astype(np.float32)
+            else:
+                hint = load_hint(self.hint_path(sample))
+                hint = cv2.resize(hint, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
             if do_flip:
                 hint = hint[:, ::-1]
             hint = torch.from_numpy(np.ascontiguousarray(hint))[None]

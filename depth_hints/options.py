@@ -176,6 +176,16 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_every_steps", type=int, default=0,
                    help="also write a resumable checkpoint every N optimiser steps (0: off); "
                         "SIGTERM / SIGUSR1 always write one and exit 0")
+    # Feeding the device (README "Training cache and device augmentation").
+    p.add_argument("--augment_on", type=str, default="auto", choices=("auto", "cpu", "device"),
+                   help="where colour jitter and the image pyramid are made: 'device' (the loader "
+                        "ships uint8 at the training size, the training device jitters and builds "
+                        "the levels the losses read), 'cpu' (the original PIL path, byte for "
+                        "byte); auto: device")
+    p.add_argument("--cache_dir", type=str, default=None,
+                   help="training cache of scripts/cache_training_data.py (default: "
+                        "<data_path>/training_cache/<split>_<H>x<W>[_png] when present)")
+    p.add_argument("--no_cache", action="store_true", help="decode the images even if a cache exists")
     return p
 
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 import datasets
 from datasets.layout import rig_metric_scale
-from . import allocator, checkpoints, distributed, objective, options as options_module
+from . import allocator, augment, checkpoints, distributed, objective, options as options_module
 from .hint_files import existing_hint_size, verify_hint_files
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
@@ -54,6 +54,8 @@ def build_datasets(opt):
     cls = datasets.dataset_class(opt.dataset)
     img_ext = ".png" if opt.png else ".jpg"
     extra = {"sceneflow_pass": opt.sceneflow_pass} if opt.dataset == "sceneflow" else {}
+    from .cache import for_training
+    cache = for_training(opt)
     made = []
     for name, is_train in (("train_files.txt", True), ("val_files.txt", False)):
         samples = read_split_file(split_file(opt.split, name),
@@ -61,6 +63,8 @@ def build_datasets(opt):
         made.append(cls(opt.data_path, samples, opt.height, opt.width, opt.frame_ids,
                         num_scales=4, is_train=is_train, img_ext=img_ext,
                         use_depth_hints=opt.use_depth_hints, depth_hint_path=opt.depth_hint_path,
+                        augment_on=augment.resolve_augment_on(getattr(opt, "augment_on", "auto")),
+                        cache=cache,
                         **extra))
     return made[0], made[1]
 
@@ -388,7 +392,11 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def process_batch(self, batch: dict, model=None):
         """Forward and loss of one batch through ``model`` (default: the training module)."""
-        inputs = to_device(batch, self.device, self.channels_last)
+        if augment.is_compact(batch):  # uint8 + augmentation parameters: built on the device
+            inputs = augment.build_inputs(batch, self.device, self.loss_cfg.scales,
+                                          self.loss_cfg.v1_multiscale, self.channels_last)
+        else:
+            inputs = to_device(batch, self.device, self.channels_last)
         model = model or self.train_model
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):

@@ -10,7 +10,10 @@ Data comes from a small synthetic world in KITTI's layout and image size (1242x3
 --data_path and --split. Prints median
 seconds per step and images/s; the floor (the networks' forward + backward alone, timed
 interleaved with the step on the same batch) and the step's ratio to it; the step with data
-loading over the step without; and the loader's per-sample decode / resize costs;
+loading (the wait for the batch + its step, interleaved) over the step without, and the share
+of that spent waiting; the device batch building (--augment_on device) as a fraction of the
+floor; the loader's CPU ms per sample and per-sample decode / resize costs; --cache trains
+from a training-resolution cache; --loader_table compares the loader decoded and cached;
 under torchrun, images/s per process and in total (all processes), from rank 0. --json writes
 the figures to a file.
 """
@@ -96,6 +99,55 @@ def loading_costs(dataset, samples: int = 4) -> dict:
             "whole sample": statistics.median(whole)}
 
 
+def loader_cpu_ms(dataset, samples: int = 6) -> float:
+    """Median CPU milliseconds of one ``dataset[i]`` in this process (1 torch / OpenCV thread,
+    as in a loader worker): what a loader worker spends per sample."""
+    import cv2
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(0)
+    times = []
+    try:
+        for i in range(samples + 1):
+            start = time.process_time()
+            dataset[i % len(dataset)]
+            if i:
+                times.append(time.process_time() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(times) * 1000
+
+
+def loader_table(root: str, split: str, sizes, samples: int = 6) -> list:
+    """Loader CPU ms per sample, decoded (PIL path: the original; device path) against cached,
+    for stereo + hints (frames 0 s) and mono + stereo + hints (0 -1 1 s), at each (w, h)."""
+    import datasets
+    from depth_hints import cache
+    from depth_hints.splits import read_split_file, split_file
+    rows = []
+    for width, height in sizes:
+        spec = cache.CacheSpec(root, split, height, width, "kitti", ".png", True)
+        cache_dir = os.path.join(tempfile.gettempdir(), "depth_hints_bench_cache", f"{width}x{height}")
+        cache.build(spec, cache_dir, overwrite=True, progress=False)
+        opened = cache.open_cache(spec, cache_dir)
+        samples_list = read_split_file(split_file(split, "train_files.txt"))
+        for label, frames in (("stereo", (0, "s")), ("mono+stereo", (0, -1, 1, "s"))):
+            usable = [s for s in samples_list if 0 < s.frame_index < 9]
+            row = {"size": f"{width}x{height}", "frames": label}
+            for name, augment_on, use_cache in (("decoded, cpu augmentation", "cpu", None),
+                                                ("decoded, device augmentation", "device", None),
+                                                ("cached, device augmentation", "device", opened)):
+                ds = datasets.KITTIRAWDataset(root, usable, height, width, frames, 4, is_train=True,
+                                              img_ext=".png", use_depth_hints=True, augment_on=augment_on,
+                                              cache=use_cache)
+                ds.color_aug_probability = 1.0  # the worst case: every sample jittered
+                row[name] = loader_cpu_ms(ds, samples)
+            rows.append(row)
+            print(f"  loader CPU ms/sample {row['size']} {label:11s}: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in row.items() if k not in ("size", "frames")))
+    return rows
+
+
 def main(argv=None) -> int:
     """Time the training step; a bad input is one line on stderr and exit code 2."""
     from depth_hints.errors import run_entry_point
@@ -127,12 +179,18 @@ def _main(argv=None) -> int:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the networks")
     p.add_argument("--fp16", action="store_true", help="float16 autocast + GradScaler")
     p.add_argument("--json", default=None, help="also write the figures here (rank 0)")
+    p.add_argument("--augment_on", default="auto", choices=("auto", "cpu", "device"))
+    p.add_argument("--cache", action="store_true",
+                   help="train from a training-resolution cache of the world (built in the temp folder)")
+    p.add_argument("--loader_table", action="store_true",
+                   help="only the loader's CPU ms per sample, decoded vs cached, at 640x192 and 1024x320")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     from depth_hints import distributed
     from depth_hints.options import device_from, parse_train
+    from depth_hints import augment
     from depth_hints.trainer import Trainer, to_device
 
     data_path = args.data_path or default_world_folder()
@@ -141,6 +199,12 @@ def _main(argv=None) -> int:
     ctx = distributed.setup(device_from(args.no_cuda))
     with distributed.node_leader_first(ctx):  # one process per machine writes the world
         split = args.split or _prepare_world(data_path)
+    if args.loader_table:
+        rows = loader_table(data_path, split, ((640, 192), (1024, 320)))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return 0
     argv_train = ["--data_path", data_path, "--split", split, "--png", "--height", str(args.height),
                   "--width", str(args.width), "--batch_size", str(args.batch_size), "--num_layers",
                   str(args.num_layers), "--weights_init", "scratch", "--use_stereo", "--frame_ids",
@@ -149,6 +213,17 @@ def _main(argv=None) -> int:
                   "--model_name", "bench", "--log_frequency", "1000000"]
     if args.num_workers is not None:
         argv_train += ["--num_workers", str(args.num_workers)]
+    argv_train += ["--augment_on", args.augment_on]
+    if args.cache:
+        from depth_hints import cache
+        cache_dir = os.path.join(tempfile.gettempdir(), "depth_hints_bench_cache", f"{args.width}x{args.height}")
+        with distributed.node_leader_first(ctx):
+            if ctx.is_main:
+                cache.build(cache.CacheSpec(data_path, split, args.height, args.width, "kitti", ".png",
+                                            not args.no_hints), cache_dir, overwrite=True, progress=False)
+        argv_train += ["--cache_dir", cache_dir]
+    else:
+        argv_train.append("--no_cache")
     if not args.no_hints:
         argv_train.append("--use_depth_hints")
     if args.no_cuda:
@@ -187,12 +262,20 @@ def _main(argv=None) -> int:
         except StopIteration:
             loader_iter = iter(trainer.train_loader)
             return next(loader_iter)
-    with_loading = timed([next_batch] * (args.steps + 3))
+    for _ in range(3):  # warm-up: workers started, first batches through
+        step(next_batch())
     fixed = next_batch()
+
+    def build(batch):
+        """The batch on the device as the objective reads it (device augmentation included)."""
+        if augment.is_compact(batch):
+            return augment.build_inputs(batch, device, trainer.loss_cfg.scales,
+                                        trainer.loss_cfg.v1_multiscale, trainer.channels_last)
+        return to_device(batch, device, trainer.channels_last)
 
     def networks_only(batch):
         """The floor: the depth (and pose) networks forward and backward, nothing else."""
-        inputs = to_device(batch, device, trainer.channels_last)
+        inputs = build(batch)
         with torch.autocast(device.type, dtype=trainer.amp_dtype or torch.float32,
                             enabled=trainer.amp_dtype is not None):
             outputs = trainer.train_model(inputs)
@@ -200,22 +283,43 @@ def _main(argv=None) -> int:
         trainer.optimizer.zero_grad(set_to_none=True)
         sync()
 
-    # Step and floor interleaved (A/B/A/B) so that load from other jobs hits both alike.
-    step_times, floor_times = [], []
+    # Step, floor and device augmentation interleaved (A/B/C/A/B/C) so that load from other
+    # jobs hits them alike; the augmentation's cost is a ratio to the floor of the same run.
+    step_times, floor_times, augment_times = [], [], []
+    jittered = dict(fixed)
+    if augment.is_compact(fixed):
+        jittered[augment.DO_JITTER] = torch.ones_like(fixed[augment.DO_JITTER])  # every sample
+    # The step fed by the loader is interleaved too: (wait for the batch + its step) over the
+    # step on the fixed batch is "with loading / without"; the wait alone is the data stall.
+    loaded_times, wait_times = [], []
     for i in range(args.steps + 3):
         start = time.perf_counter()
         step(fixed)
         middle = time.perf_counter()
         networks_only(fixed)
+        third = time.perf_counter()
+        build(jittered)
+        sync()
+        fourth = time.perf_counter()
+        batch = next_batch()
+        fifth = time.perf_counter()
+        step(batch)
         if i >= 3:
             step_times.append(middle - start)
-            floor_times.append(time.perf_counter() - middle)
+            floor_times.append(third - middle)
+            augment_times.append(fourth - third)
+            wait_times.append(fifth - fourth)
+            loaded_times.append(time.perf_counter() - fourth)
     without_loading = statistics.median(step_times)
     floor = statistics.median(floor_times)
     loading = loading_costs(trainer.train_set) if ctx.is_main else {}
 
+    augment_s = statistics.median(augment_times)
+    with_loading = statistics.median(loaded_times)  # interleaved with the rest: same load
+    wait_fraction = sum(wait_times) / sum(loaded_times)
     figures = distributed.gather(ctx, {"with_loading_s": with_loading, "without_loading_s": without_loading,
-                                       "floor_s": floor})
+                                       "floor_s": floor, "augment_s": augment_s,
+                                       "wait_fraction": wait_fraction})
     distributed.teardown(ctx)
     if not ctx.is_main:
         return 0
@@ -241,11 +345,23 @@ def _main(argv=None) -> int:
     with_s = max(f["with_loading_s"] for f in figures)
     print(f"  networks only (floor) : {floor_s:.3f} s/step  -> step / floor = {step_s / floor_s:.2f} "
           f"(target <= 1.10)")
-    print(f"  with loading / without: {with_s / step_s:.2f} (target <= 1.05)")
+    print(f"  with loading / without: {with_s / step_s:.3f} (target <= 1.02), interleaved; waiting "
+          f"for data: {max(f['wait_fraction'] for f in figures):.1%} of the loaded steps")
+    augment_s = max(f["augment_s"] for f in figures)
+    print(f"  batch building on {device} (augment_on {trainer.train_set.augment_on}, every sample "
+          f"jittered): {augment_s * 1000:.1f} ms = {augment_s / floor_s:.1%} of the floor (target <= 5 %)")
     print(f"  loading per sample (main process, 1 thread): " + ", ".join(
         f"{k} {v * 1000:.0f} ms" for k, v in loading.items()))
+    per_sample_ms = loader_cpu_ms(trainer.train_set)
+    print(f"  loader CPU per sample ({'cached' if trainer.train_set.cache else 'decoded'}): "
+          f"{per_sample_ms:.1f} ms; a batch of {args.batch_size} = {per_sample_ms * args.batch_size:.0f} "
+          f"CPU ms: loader cores for a GPU step of 30 / 60 ms: "
+          f"{per_sample_ms * args.batch_size / 30:.2f} / {per_sample_ms * args.batch_size / 60:.2f}")
+    result.update({"augment_seconds": augment_s, "augment_over_floor": augment_s / floor_s,
+                   "loader_cpu_ms_per_sample": per_sample_ms})
     result.update({"floor_seconds_per_step": floor_s, "step_over_floor": step_s / floor_s,
-                   "with_over_without_loading": with_s / step_s, "loading_per_sample_s": loading})
+                   "with_over_without_loading": with_s / step_s, "loading_per_sample_s": loading,
+                   "data_wait_fraction": max(f["wait_fraction"] for f in figures)})
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
