@@ -1,0 +1,134 @@
+"""--compile: a compiled training step against an eager one on the same batch and weights, no
+recompiles, float32 loss under bf16, and the one-line error without a C++ compiler.
+
+torch.compile takes a minute or more on a small CPU: one Trainer is compiled for the module and
+reused by every test that needs it."""
+import os
+import stat
+
+import pytest
+import torch
+
+import train as train_script
+from conftest import make_kitti_tree
+from depth_hints import compiling
+from depth_hints.compiling import CompileError
+from depth_hints.options import parse_train
+from depth_hints.trainer import Trainer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _args(root, name, *extra):
+    return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
+            "--width", "96", "--batch_size", "2", "--num_workers", "0", "--weights_init", "scratch",
+            "--log_dir", os.path.join(root, "logs"), "--model_name", name, "--log_frequency", "1000",
+            "--seed", "0", "--frame_ids", "0", "--use_stereo", "--use_depth_hints", "--no_cuda",
+            *extra]
+
+
+def _why_no_compile():
+    try:
+        compiling.check_compiler(torch.device("cpu"))
+    except CompileError as e:
+        return str(e)
+    return None
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("kitti"))
+    make_kitti_tree(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compiled(root):
+    """A Trainer with --compile (stereo + hints, 64x96, batch 2) and two fixed batches."""
+    reason = _why_no_compile()
+    if reason:
+        pytest.skip(f"torch.compile cannot run here: {reason}")
+    trainer = Trainer(parse_train(_args(root, "compiled", "--compile")))
+    batches = iter(torch.utils.data.DataLoader(trainer.val_set, batch_size=2))
+    return trainer, next(batches), next(batches)
+
+
+def _step(trainer, batch, model):
+    """Loss, gradients and masks of one forward + backward (model None: the compiled path)."""
+    torch.manual_seed(0)  # the auto-masking tie-break noise: the same draws on both paths
+    _, outputs, losses = trainer.process_batch(batch, model=model)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    grads = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
+    masks = {key: value for key, value in losses.items() if isinstance(key, tuple) and "mask" in key[0]}
+    return losses["loss"].detach(), grads, masks, outputs
+
+
+def test_compiled_step_matches_the_eager_step(compiled):
+    trainer, batch, _ = compiled
+    # random ops fall back to eager's generator, so both paths draw the same tie-break noise
+    with torch._inductor.config.patch(fallback_random=True):
+        loss_e, grads_e, masks_e, _ = _step(trainer, batch, trainer.model)
+        loss_c, grads_c, masks_c, outputs_c = _step(trainer, batch, None)
+    assert trainer.train_model is not trainer.model  # the compiled wrapper really ran
+    assert abs(loss_c.item() - loss_e.item()) <= 1e-5 * abs(loss_e.item())
+    assert grads_c.keys() == grads_e.keys() and len(grads_e) > 50
+    for name, g in grads_e.items():
+        error = (grads_c[name] - g).norm() / g.norm().clamp_min(1e-12)
+        assert error <= 1e-4, f"{name}: gradient differs by {error:.2e} relative"
+    assert masks_c.keys() == masks_e.keys()
+    assert {key[0] for key in masks_e} == {"reprojection_mask", "hint_mask"}
+    for key, mask in masks_e.items():
+        assert torch.equal(masks_c[key], mask), key
+        assert 0 < mask.mean() < 1, key  # both outcomes occur: the comparison means something
+    assert outputs_c[("color", "s", 0)].dtype == torch.float32
+
+
+def test_training_steps_and_validation_do_not_recompile(compiled, capsys):
+    trainer, batch, other = compiled
+    from torch._dynamo.utils import counters
+    trainer.step(batch)  # compiles here unless the test above already did
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 2  # the networks and the objective (each with its backward)
+    trainer.step(other)
+    trainer.step(batch)
+    trainer.validate()  # eager: the bare networks and the eager objective
+    assert counters["stats"]["unique_graphs"] == graphs
+    printed = capsys.readouterr().out
+    assert printed.count("--compile: the first step compiled") == 1
+
+
+def test_compiled_bf16_keeps_the_loss_and_camera_math_float32(compiled, root):
+    _, batch, _ = compiled
+    trainer = Trainer(parse_train(_args(root, "bf16", "--compile", "--bf16")))
+    _, outputs_e, losses_e = trainer.process_batch(batch, model=trainer.model)
+    _, outputs_c, losses_c = trainer.process_batch(batch)
+    assert losses_c["loss"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in outputs_c.values())  # disp, depth, warped views
+    assert losses_c["loss"].item() == pytest.approx(losses_e["loss"].item(), rel=1e-2)
+    losses_c["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in trainer.model.parameters() if p.grad is not None)
+
+
+def _fake_compiler(tmp_path, exit_code):
+    path = tmp_path / "fake-g++"
+    path.write_text(f"#!/bin/sh\necho 'fake-g++: fatal error: no input' >&2\nexit {exit_code}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_no_compiler_is_a_one_line_error_naming_compile(root, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with torch._inductor.config.patch({"cpp.cxx": (None, "g++")}):
+        with pytest.raises(CompileError, match=r"--compile on the CPU needs a C\+\+ compiler.*g\+\+"):
+            compiling.check_compiler(torch.device("cpu"))
+        assert train_script.main(_args(root, "nocxx", "--compile")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--compile" in err[0] and "install" in err[0]
+
+
+def test_a_broken_compiler_is_named(tmp_path):
+    with torch._inductor.config.patch({"cpp.cxx": (None, _fake_compiler(tmp_path, 1))}), pytest.raises(CompileError, match=r"fake-g\+\+ failed on a one-line file \(fake-g\+\+: fatal"):
+        compiling.check_compiler(torch.device("cpu"))
