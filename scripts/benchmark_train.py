@@ -3,6 +3,7 @@
     python scripts/benchmark_train.py                 # ResNet18, 640x192, batch 4, stereo + hints
     python scripts/benchmark_train.py --height 96 --width 320 --steps 10 --no_hints
     torchrun --nproc_per_node 2 scripts/benchmark_train.py --no_cuda   # DDP: per process and total
+    python scripts/benchmark_train.py --compile       # torch.compile against eager, one run
 
 Data comes from a small synthetic world in KITTI's layout and image size (1242x375, hints at
 1024x320) generated into --data_path if absent (or point --data_path/--split at real KITTI). Prints median
@@ -10,7 +11,12 @@ seconds per step and images/s; the floor (the networks' forward + backward alone
 interleaved with the step on the same batch) and the step's ratio to it; the step with data
 loading over the step without; and the loader's per-sample decode / resize costs;
 under torchrun, images/s per process and in total (all processes), from rank 0. --json writes
-the figures to a file.
+the figures to a file. With --compile the step is trainer.step with the compiled networks and
+objective; also printed: the compile time (the first step), the eager step (the same weights,
+optimiser and batch through the bare networks and the eager objective) interleaved with it,
+both over the eager and the compiled networks floor, the objective alone (forward + backward
+from fixed network outputs) compiled and eager over the eager floor, and the steps after which
+compiling pays back.
 """
 from __future__ import annotations
 
@@ -69,6 +75,69 @@ def loading_costs(dataset, samples: int = 4) -> dict:
             "whole sample": statistics.median(whole)}
 
 
+def compiled_comparison(trainer, batch, networks_only, sync) -> dict:
+    """Timers of the eager step, the eager floor and the objective alone (compiled and eager),
+    for --compile: {name: callable}. The eager step is trainer.step through the bare networks
+    and the eager objective, with the same optimiser and weights."""
+    from depth_hints import objective
+    from depth_hints.trainer import to_device
+
+    def eager_step():
+        _, _, losses = trainer.process_batch(batch, model=trainer.model)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.scaler.scale(losses["loss"]).backward()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+        sync()
+
+    inputs = to_device(batch, trainer.device, trainer.channels_last)
+    with torch.no_grad(), torch.autocast(trainer.device.type, dtype=trainer.amp_dtype or torch.float32,
+                                         enabled=trainer.amp_dtype is not None):
+        fixed_outputs = trainer.model(inputs)
+    fixed_outputs = {k: v.float().requires_grad_(v.is_floating_point()) for k, v in fixed_outputs.items()}
+
+    def objective_only(losses_fn):
+        def run():
+            outputs = dict(fixed_outputs)
+            losses_fn(inputs, outputs, trainer.loss_cfg)["loss"].backward()
+            for value in fixed_outputs.values():
+                value.grad = None
+            sync()
+        return run
+
+    return {"eager step": eager_step, "eager floor": lambda: networks_only(batch, trainer.model),
+            "objective compiled": objective_only(trainer.training_losses),
+            "objective eager": objective_only(objective.training_losses)}
+
+
+def report_compiled(compile_s: float, medians: dict | None) -> dict:
+    """Print and return the --compile figures (medians: seconds per timer, None under torchrun)."""
+    print(f"  --compile: compile time (first step, forward + backward): {compile_s:.1f} s")
+    figures = {"compile_seconds": compile_s}
+    if medians is None:
+        print("  --compile: no eager comparison under torchrun (the bare networks skip the all-reduce)")
+        return figures
+    step, eager, floor, compiled_floor = (medians["step"], medians["eager step"], medians["eager floor"],
+                                          medians["floor"])
+    saved = eager - step
+    payback = compile_s / saved if saved > 0 else None
+    figures.update({
+        "compiled_step_s": step, "eager_step_s": eager, "eager_floor_s": floor,
+        "compiled_floor_s": compiled_floor, "compiled_step_over_eager_floor": step / floor,
+        "eager_step_over_eager_floor": eager / floor, "compiled_step_over_compiled_floor": step / compiled_floor,
+        "objective_compiled_over_eager_floor": medians["objective compiled"] / floor,
+        "objective_eager_over_eager_floor": medians["objective eager"] / floor,
+        "payback_steps": payback})
+    print(f"  step / eager networks floor ({floor:.3f} s): compiled {step / floor:.2f} "
+          f"({step:.3f} s), eager {eager / floor:.2f} ({eager:.3f} s) (target compiled <= 1.10)")
+    print(f"  compiled step / compiled networks floor ({compiled_floor:.3f} s): {step / compiled_floor:.2f}")
+    print(f"  objective fwd + bwd / eager floor: compiled {medians['objective compiled'] / floor:.2f}, "
+          f"eager {medians['objective eager'] / floor:.2f} (target <= 0.10)")
+    print(f"  compiling pays back after "
+          f"{f'{payback:.0f} steps' if payback else 'never (the compiled step is not faster)'}")
+    return figures
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_path", default=os.path.join(tempfile.gettempdir(), "depth_hints_bench_kitti_size"))
@@ -90,6 +159,8 @@ def main(argv=None) -> int:
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the networks")
     p.add_argument("--fp16", action="store_true", help="float16 autocast + GradScaler")
+    p.add_argument("--compile", action="store_true",
+                   help="train with --compile and time eager against compiled in one run")
     p.add_argument("--json", default=None, help="also write the figures here (rank 0)")
     args = p.parse_args(argv)
     if args.threads:
@@ -114,7 +185,7 @@ def main(argv=None) -> int:
         argv_train.append("--use_depth_hints")
     if args.no_cuda:
         argv_train.append("--no_cuda")
-    for flag in ("no_channels_last", "channels_last", "bf16", "fp16"):
+    for flag in ("no_channels_last", "channels_last", "bf16", "fp16", "compile"):
         if getattr(args, flag):
             argv_train.append(f"--{flag}")
     trainer = Trainer(parse_train(argv_train), ctx)
@@ -151,28 +222,33 @@ def main(argv=None) -> int:
     with_loading = timed([next_batch] * (args.steps + 3))
     fixed = next_batch()
 
-    def networks_only(batch):
-        """The floor: the depth (and pose) networks forward and backward, nothing else."""
+    def networks_only(batch, model=None):
+        """The floor: the depth (and pose) networks forward and backward, nothing else
+        (default: the training module, compiled with --compile)."""
         inputs = to_device(batch, device, trainer.channels_last)
         with torch.autocast(device.type, dtype=trainer.amp_dtype or torch.float32,
                             enabled=trainer.amp_dtype is not None):
-            outputs = trainer.train_model(inputs)
+            outputs = (model or trainer.train_model)(inputs)
         sum(v.float().sum() for v in outputs.values() if v.requires_grad).backward()
         trainer.optimizer.zero_grad(set_to_none=True)
         sync()
 
-    # Step and floor interleaved (A/B/A/B) so that load from other jobs hits both alike.
-    step_times, floor_times = [], []
+    # Step and floor interleaved (A/B/A/B) so that load from other jobs hits both alike;
+    # with --compile also the eager step and floor (A/B/C/D/...).
+    timers = {"step": lambda: step(fixed), "floor": lambda: networks_only(fixed)}
+    compare_eager = args.compile and not ctx.is_distributed  # the bare networks skip DDP's all-reduce
+    if compare_eager:
+        timers.update(compiled_comparison(trainer, fixed, networks_only, sync))
+    times = {name: [] for name in timers}
     for i in range(args.steps + 3):
-        start = time.perf_counter()
-        step(fixed)
-        middle = time.perf_counter()
-        networks_only(fixed)
-        if i >= 3:
-            step_times.append(middle - start)
-            floor_times.append(time.perf_counter() - middle)
-    without_loading = statistics.median(step_times)
-    floor = statistics.median(floor_times)
+        for name, run in timers.items():
+            start = time.perf_counter()
+            run()
+            if i >= 3:
+                times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    without_loading = medians["step"]
+    floor = medians["floor"]
     loading = loading_costs(trainer.train_set) if ctx.is_main else {}
 
     figures = distributed.gather(ctx, {"with_loading_s": with_loading, "without_loading_s": without_loading,
@@ -207,6 +283,8 @@ def main(argv=None) -> int:
         f"{k} {v * 1000:.0f} ms" for k, v in loading.items()))
     result.update({"floor_seconds_per_step": floor_s, "step_over_floor": step_s / floor_s,
                    "with_over_without_loading": with_s / step_s, "loading_per_sample_s": loading})
+    if args.compile:
+        result["compile"] = report_compiled(trainer.compile_clock.seconds, medians if compare_eager else None)
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
