@@ -83,14 +83,20 @@ def _ssim_terms(x: torch.Tensor, target: SSIMTarget):
     channels = x.shape[1]
     batch = torch.broadcast_shapes(x.shape, y.shape)[0]
     height, width = x.shape[-2:]
-    # [x, x*x, x*y] written straight into one reflection-padded buffer (no cat, no pad copy)
-    padded = x.new_empty(batch, 3 * channels, height + 2, width + 2)
-    inner = padded[..., 1:-1, 1:-1]
-    x = x.expand(batch, -1, -1, -1)
-    inner[:, :channels].copy_(x)
-    torch.mul(x, x, out=inner[:, channels:2 * channels])
-    torch.mul(x, y, out=inner[:, 2 * channels:])
-    mu_x, e_xx, e_xy = torch.split(_box3x3(_reflect_border_(padded)), channels, 1)
+    if torch.compiler.is_compiling():
+        # torch.compile cannot trace out= writes into views; it fuses the cat and pad itself
+        x = x.expand(batch, -1, -1, -1)
+        padded = F.pad(torch.cat([x, x * x, x * y], 1), (1, 1, 1, 1), mode="reflect")
+    else:
+        # [x, x*x, x*y] written straight into one reflection-padded buffer (no cat, no pad copy)
+        padded = x.new_empty(batch, 3 * channels, height + 2, width + 2)
+        inner = padded[..., 1:-1, 1:-1]
+        x = x.expand(batch, -1, -1, -1)
+        inner[:, :channels].copy_(x)
+        torch.mul(x, x, out=inner[:, channels:2 * channels])
+        torch.mul(x, y, out=inner[:, 2 * channels:])
+        _reflect_border_(padded)
+    mu_x, e_xx, e_xy = torch.split(_box3x3(padded), channels, 1)
     mu_xy = mu_x * mu_y
     mu_xx = mu_x * mu_x
     # (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x + sigma_y + C2)),
@@ -176,6 +182,11 @@ def ssim(x: torch.Tensor, y) -> torch.Tensor:
     [0, 1]; 0 where x == y. When only x needs a gradient (the training: warped views against
     the target) the backward is hand-written."""
     target = SSIMTarget.of(y)
+    if torch.compiler.is_compiling():
+        # the compiler derives and fuses the backward of the plain formula (the hand-written
+        # one writes into views, which torch.compile cannot trace)
+        _, _, n1, n2, d1, d2 = _ssim_terms(x, target)
+        return torch.clamp(_ssim_value(n1, n2, d1, d2)[0], 0, 1)
     if torch.is_grad_enabled() and x.requires_grad and not target.image.requires_grad:
         return _SSIMWithFixedTarget.apply(x, target.image, target)
     _, _, n1, n2, d1, d2 = _ssim_terms(x, target)

@@ -187,6 +187,13 @@ def compute_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None)
     return result
 
 
+def training_losses(inputs: dict, outputs: dict, cfg: LossConfig, generator=None) -> dict:
+    """The whole objective of one batch: ``synthesise_views`` (adds to ``outputs``), then
+    ``compute_losses``; what ``--compile`` compiles as one graph."""
+    synthesise_views(inputs, outputs, cfg)
+    return compute_losses(inputs, outputs, cfg, generator)
+
+
 def _identity_errors(inputs: dict, cfg: LossConfig, scale: int, target) -> torch.Tensor:
     """Photometric error of the unwarped sources against ``target`` (the frame-0 image at
     ``scale``, as ``_scoring_target`` gives it), reduced over sources."""

@@ -170,6 +170,10 @@ def train_parser() -> argparse.ArgumentParser:
                    help="float16 autocast with gradient scaling, for GPUs without bfloat16 "
                         "(refused on the CPU, where it is slower than float32); weights, "
                         "geometry and losses stay float32")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step's networks and objective (opt-in; "
+                        "needs a C++ compiler on the CPU, Triton on CUDA); prints the compile "
+                        "time at the first step")
     # Scaling out (torchrun); see README "Scaling out".
     p.add_argument("--sync_bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)")

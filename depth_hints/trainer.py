@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 import datasets
 from datasets.layout import rig_metric_scale
-from . import allocator, augment, checkpoints, distributed, objective, options as options_module
+from . import allocator, augment, checkpoints, compiling, distributed, objective, options as options_module
 from .hint_files import existing_hint_size, verify_hint_files
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
@@ -224,6 +224,8 @@ class Trainer:
         self.dist = dist or distributed.DistContext(device=options_module.device_from(opt.no_cuda))
         self.is_main = self.dist.is_main
         self.device = self.dist.device
+        if opt.compile:
+            compiling.check_compiler(self.device)  # before any work: never a silent fallback
         if self.device.type == "cpu":
             allocator.keep_freed_memory()  # no page faults for every new full-resolution map
         self.channels_last = choose_channels_last(opt, self.device)
@@ -269,10 +271,15 @@ class Trainer:
         # The module that trains: DDP under torchrun; self.model stays the bare networks
         # (saving, validation on rank 0 without collectives, tests).
         self.train_model = self.model
+        self.training_losses = objective.training_losses
+        if opt.compile:  # the training step only (compiling.py): validation stays eager
+            self.train_model = compiling.compile_networks(self.model)
+            self.training_losses = compiling.compile_objective()
+        self.compile_clock = compiling.FirstStepClock(opt.compile, self.is_main)
         if self.dist.is_distributed:
             from torch.nn.parallel import DistributedDataParallel
             self.train_model = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
         self.train_sampler = distributed.ResumableSampler(self.train_set, self.dist, self.data_seed)
         self.steps_per_epoch = self.train_sampler.num_samples // opt.batch_size
@@ -312,7 +319,8 @@ class Trainer:
               f" = global batch {d.world_size * opt.batch_size}, learning rate {opt.learning_rate:g}"
               f" (not scaled), {precision}, channels_last={self.channels_last}, "
               f"{self.num_workers} loader workers"
-              f"{', SyncBatchNorm' if opt.sync_bn and d.is_distributed else ''}")
+              f"{', SyncBatchNorm' if opt.sync_bn and d.is_distributed else ''}"
+              f"{', torch.compile (training step)' if opt.compile else ''}")
 
     # -- checkpoints --------------------------------------------------------------------------
     def recorded(self) -> dict:
@@ -391,20 +399,21 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def process_batch(self, batch: dict, model=None):
-        """Forward and loss of one batch through ``model`` (default: the training module)."""
+        """Forward and loss of one batch through ``model`` (default: the training module and
+        the training objective, compiled with --compile; otherwise the eager objective)."""
         if augment.is_compact(batch):  # uint8 + augmentation parameters: built on the device
             inputs = augment.build_inputs(batch, self.device, self.loss_cfg.scales,
                                           self.loss_cfg.v1_multiscale, self.channels_last)
         else:
             inputs = to_device(batch, self.device, self.channels_last)
+        training_losses = self.training_losses if model is None else objective.training_losses
         model = model or self.train_model
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             outputs = model(inputs)
         if self.amp_dtype is not None:  # the objective runs in float32
             outputs = {key: value.float() for key, value in outputs.items()}
-        objective.synthesise_views(inputs, outputs, self.loss_cfg)
-        losses = objective.compute_losses(inputs, outputs, self.loss_cfg)
+        losses = training_losses(inputs, outputs, self.loss_cfg)
         return inputs, outputs, losses
 
     def train(self) -> dict:
@@ -487,9 +496,10 @@ class Trainer:
 
     def step(self, batch: dict):
         """One optimiser step on a batch (gradients averaged over ranks by DDP)."""
-        inputs, outputs, losses = self.process_batch(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses["loss"]).backward()
+        with self.compile_clock:  # with --compile, prints the first step's compile time
+            inputs, outputs, losses = self.process_batch(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(losses["loss"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.step += 1

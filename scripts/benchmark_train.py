@@ -3,6 +3,7 @@
     python scripts/benchmark_train.py                 # ResNet18, 640x192, batch 4, stereo + hints
     python scripts/benchmark_train.py --height 96 --width 320 --steps 10 --no_hints
     torchrun --nproc_per_node 2 scripts/benchmark_train.py --no_cuda   # DDP: per process and total
+    python scripts/benchmark_train.py --compile       # torch.compile against eager, one run
 
 Data comes from a small synthetic world in KITTI's layout and image size (1242x375, hints at
 1024x320), generated once into a cache folder (default_world_folder(); --data_path without
@@ -15,7 +16,12 @@ of that spent waiting; the device batch building (--augment_on device) as a frac
 floor; the loader's CPU ms per sample and per-sample decode / resize costs; --cache trains
 from a training-resolution cache; --loader_table compares the loader decoded and cached;
 under torchrun, images/s per process and in total (all processes), from rank 0. --json writes
-the figures to a file.
+the figures to a file. With --compile the step is trainer.step with the compiled networks and
+objective; also printed: the compile time (the first step), the eager step (the same weights,
+optimiser and batch through the bare networks and the eager objective) interleaved with it,
+both over the eager and the compiled networks floor, the objective alone (forward + backward
+from fixed network outputs) compiled and eager over the eager floor, and the steps after which
+compiling pays back.
 """
 from __future__ import annotations
 
@@ -146,6 +152,66 @@ def loader_table(root: str, split: str, sizes, samples: int = 6) -> list:
             print(f"  loader CPU ms/sample {row['size']} {label:11s}: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in row.items() if k not in ("size", "frames")))
     return rows
+def compiled_comparison(trainer, batch, networks_only, sync, build) -> dict:
+    """Timers of the eager step, the eager floor and the objective alone (compiled and eager),
+    for --compile: {name: callable}. The eager step is trainer.step through the bare networks
+    and the eager objective, with the same optimiser and weights."""
+    from depth_hints import objective
+
+    def eager_step():
+        _, _, losses = trainer.process_batch(batch, model=trainer.model)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.scaler.scale(losses["loss"]).backward()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+        sync()
+
+    inputs = build(batch)
+    with torch.no_grad(), torch.autocast(trainer.device.type, dtype=trainer.amp_dtype or torch.float32,
+                                         enabled=trainer.amp_dtype is not None):
+        fixed_outputs = trainer.model(inputs)
+    fixed_outputs = {k: v.float().requires_grad_(v.is_floating_point()) for k, v in fixed_outputs.items()}
+
+    def objective_only(losses_fn):
+        def run():
+            outputs = dict(fixed_outputs)
+            losses_fn(inputs, outputs, trainer.loss_cfg)["loss"].backward()
+            for value in fixed_outputs.values():
+                value.grad = None
+            sync()
+        return run
+
+    return {"eager step": eager_step, "eager floor": lambda: networks_only(batch, trainer.model),
+            "objective compiled": objective_only(trainer.training_losses),
+            "objective eager": objective_only(objective.training_losses)}
+
+
+def report_compiled(compile_s: float, medians: dict | None) -> dict:
+    """Print and return the --compile figures (medians: seconds per timer, None under torchrun)."""
+    print(f"  --compile: compile time (first step, forward + backward): {compile_s:.1f} s")
+    figures = {"compile_seconds": compile_s}
+    if medians is None:
+        print("  --compile: no eager comparison under torchrun (the bare networks skip the all-reduce)")
+        return figures
+    step, eager, floor, compiled_floor = (medians["step"], medians["eager step"], medians["eager floor"],
+                                          medians["floor"])
+    saved = eager - step
+    payback = compile_s / saved if saved > 0 else None
+    figures.update({
+        "compiled_step_s": step, "eager_step_s": eager, "eager_floor_s": floor,
+        "compiled_floor_s": compiled_floor, "compiled_step_over_eager_floor": step / floor,
+        "eager_step_over_eager_floor": eager / floor, "compiled_step_over_compiled_floor": step / compiled_floor,
+        "objective_compiled_over_eager_floor": medians["objective compiled"] / floor,
+        "objective_eager_over_eager_floor": medians["objective eager"] / floor,
+        "payback_steps": payback})
+    print(f"  step / eager networks floor ({floor:.3f} s): compiled {step / floor:.2f} "
+          f"({step:.3f} s), eager {eager / floor:.2f} ({eager:.3f} s) (target compiled <= 1.10)")
+    print(f"  compiled step / compiled networks floor ({compiled_floor:.3f} s): {step / compiled_floor:.2f}")
+    print(f"  objective fwd + bwd / eager floor: compiled {medians['objective compiled'] / floor:.2f}, "
+          f"eager {medians['objective eager'] / floor:.2f} (target <= 0.10)")
+    print(f"  compiling pays back after "
+          f"{f'{payback:.0f} steps' if payback else 'never (the compiled step is not faster)'}")
+    return figures
 
 
 def main(argv=None) -> int:
@@ -178,6 +244,8 @@ def _main(argv=None) -> int:
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the networks")
     p.add_argument("--fp16", action="store_true", help="float16 autocast + GradScaler")
+    p.add_argument("--compile", action="store_true",
+                   help="train with --compile and time eager against compiled in one run")
     p.add_argument("--json", default=None, help="also write the figures here (rank 0)")
     p.add_argument("--augment_on", default="auto", choices=("auto", "cpu", "device"))
     p.add_argument("--cache", action="store_true",
@@ -228,7 +296,7 @@ def _main(argv=None) -> int:
         argv_train.append("--use_depth_hints")
     if args.no_cuda:
         argv_train.append("--no_cuda")
-    for flag in ("no_channels_last", "channels_last", "bf16", "fp16"):
+    for flag in ("no_channels_last", "channels_last", "bf16", "fp16", "compile"):
         if getattr(args, flag):
             argv_train.append(f"--{flag}")
     trainer = Trainer(parse_train(argv_train), ctx)
@@ -273,50 +341,58 @@ def _main(argv=None) -> int:
                                         trainer.loss_cfg.v1_multiscale, trainer.channels_last)
         return to_device(batch, device, trainer.channels_last)
 
-    def networks_only(batch):
-        """The floor: the depth (and pose) networks forward and backward, nothing else."""
+    def networks_only(batch, model=None):
+        """The floor: the depth (and pose) networks forward and backward, nothing else
+        (default: the training module, compiled with --compile)."""
         inputs = build(batch)
         with torch.autocast(device.type, dtype=trainer.amp_dtype or torch.float32,
                             enabled=trainer.amp_dtype is not None):
-            outputs = trainer.train_model(inputs)
+            outputs = (model or trainer.train_model)(inputs)
         sum(v.float().sum() for v in outputs.values() if v.requires_grad).backward()
         trainer.optimizer.zero_grad(set_to_none=True)
         sync()
 
-    # Step, floor and device augmentation interleaved (A/B/C/A/B/C) so that load from other
-    # jobs hits them alike; the augmentation's cost is a ratio to the floor of the same run.
-    step_times, floor_times, augment_times = [], [], []
+    # Step, floor, device augmentation and the step fed by the loader interleaved
+    # (A/B/C/D/A/B/C/D) so that load from other jobs hits them alike; each cost is a ratio to
+    # the floor of the same run. (Wait for the batch + its step) over the step on the fixed
+    # batch is "with loading / without"; the wait alone is the data stall. With --compile also
+    # the eager step, the eager floor and the objective alone, compiled and eager.
     jittered = dict(fixed)
     if augment.is_compact(fixed):
         jittered[augment.DO_JITTER] = torch.ones_like(fixed[augment.DO_JITTER])  # every sample
-    # The step fed by the loader is interleaved too: (wait for the batch + its step) over the
-    # step on the fixed batch is "with loading / without"; the wait alone is the data stall.
-    loaded_times, wait_times = [], []
-    for i in range(args.steps + 3):
-        start = time.perf_counter()
-        step(fixed)
-        middle = time.perf_counter()
-        networks_only(fixed)
-        third = time.perf_counter()
+    wait_times = []
+
+    def augment_only():
         build(jittered)
         sync()
-        fourth = time.perf_counter()
+
+    def loaded_step():
+        start = time.perf_counter()
         batch = next_batch()
-        fifth = time.perf_counter()
+        wait_times.append(time.perf_counter() - start)
         step(batch)
-        if i >= 3:
-            step_times.append(middle - start)
-            floor_times.append(third - middle)
-            augment_times.append(fourth - third)
-            wait_times.append(fifth - fourth)
-            loaded_times.append(time.perf_counter() - fourth)
-    without_loading = statistics.median(step_times)
-    floor = statistics.median(floor_times)
+
+    timers = {"step": lambda: step(fixed), "floor": lambda: networks_only(fixed),
+              "augment": augment_only, "loaded": loaded_step}
+    compare_eager = args.compile and not ctx.is_distributed  # the bare networks skip DDP's all-reduce
+    if compare_eager:
+        timers.update(compiled_comparison(trainer, fixed, networks_only, sync, build))
+    times = {name: [] for name in timers}
+    for i in range(args.steps + 3):
+        for name, run in timers.items():
+            start = time.perf_counter()
+            run()
+            if i >= 3:
+                times[name].append(time.perf_counter() - start)
+    wait_times = wait_times[3:]
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    without_loading = medians["step"]
+    floor = medians["floor"]
     loading = loading_costs(trainer.train_set) if ctx.is_main else {}
 
-    augment_s = statistics.median(augment_times)
-    with_loading = statistics.median(loaded_times)  # interleaved with the rest: same load
-    wait_fraction = sum(wait_times) / sum(loaded_times)
+    augment_s = medians["augment"]
+    with_loading = medians["loaded"]  # interleaved with the rest: same load
+    wait_fraction = sum(wait_times) / sum(times["loaded"])
     figures = distributed.gather(ctx, {"with_loading_s": with_loading, "without_loading_s": without_loading,
                                        "floor_s": floor, "augment_s": augment_s,
                                        "wait_fraction": wait_fraction})
@@ -362,6 +438,8 @@ def _main(argv=None) -> int:
     result.update({"floor_seconds_per_step": floor_s, "step_over_floor": step_s / floor_s,
                    "with_over_without_loading": with_s / step_s, "loading_per_sample_s": loading,
                    "data_wait_fraction": max(f["wait_fraction"] for f in figures)})
+    if args.compile:
+        result["compile"] = report_compiled(trainer.compile_clock.seconds, medians if compare_eager else None)
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:

@@ -1,5 +1,5 @@
 """The GPU check: on a CUDA machine, run the tests marked `cuda`, then the training (and hint)
-benchmarks, and write every figure to one JSON file. Without a GPU it says so and exits 0.
+benchmarks, eager and --compile, and write every figure to one JSON file. Without a GPU it says so and exits 0.
 
     python scripts/gpu_check.py --out gpu_check.json        # or: make gpu-check
 """
@@ -62,6 +62,18 @@ def hint_checks(timeout: int) -> dict:
                                      "--frames", "4", "--repeats", "1"], timeout)}
 
 
+def compile_checks(bf16: bool, timeout: int) -> dict:
+    """--compile against eager at 640x192, batch 12, stereo + hints, one run per precision
+    (float32, bf16 where supported, fp16): each run times the compiled and the eager step
+    interleaved, both over the networks floor, the objective alone, the compile time and the
+    steps to pay it back (scripts/benchmark_train.py --compile)."""
+    size = ["--compile", "--height", "192", "--width", "640", "--batch_size", "12"]
+    precisions = {"fp32": [], "fp16": ["--fp16"]}
+    if bf16:
+        precisions["bf16"] = ["--bf16"]
+    return {name: _benchmark_train(size + extra, 1, timeout) for name, extra in precisions.items()}
+
+
 def main(argv=None) -> int:
     """Run the GPU checks; a project error is one line on stderr and exit code 2."""
     return run_entry_point(lambda: _main(argv), "gpu_check.py")
@@ -90,6 +102,7 @@ def _main(argv=None) -> int:
         if n > 1:
             bench[f"ddp_{n}_gpus_fp32"] = _benchmark_train([], n, args.timeout)
         report["benchmark_train"] = bench
+        report["benchmark_train_compile"] = compile_checks(report["bf16"], args.timeout)
         report["hints"] = hint_checks(args.timeout)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:

@@ -1,0 +1,194 @@
+"""--compile: a compiled training step against an eager one on the same batch and weights, no
+recompiles, float32 loss under bf16, and the one-line error without a C++ compiler.
+
+torch.compile takes a minute or more on a small CPU: one Trainer is compiled for the module and
+reused by every test that needs it."""
+import os
+import stat
+
+import pytest
+import torch
+
+import train as train_script
+from conftest import make_kitti_tree
+from depth_hints import compiling
+from depth_hints.compiling import CompileError
+from depth_hints.options import parse_train
+from depth_hints.trainer import Trainer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _args(root, name, *extra):
+    return ["--data_path", root, "--split", os.path.join(root, "split"), "--png", "--height", "64",
+            "--width", "96", "--batch_size", "2", "--num_workers", "0", "--weights_init", "scratch",
+            "--log_dir", os.path.join(root, "logs"), "--model_name", name, "--log_frequency", "1000",
+            "--seed", "0", "--frame_ids", "0", "--use_stereo", "--use_depth_hints", "--no_cuda",
+            *extra]
+
+
+def _why_no_compile():
+    try:
+        compiling.check_compiler(torch.device("cpu"))
+    except CompileError as e:
+        return str(e)
+    return None
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("kitti"))
+    make_kitti_tree(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compiled(root):
+    """A Trainer with --compile (stereo + hints, 64x96, batch 2) and two fixed batches."""
+    reason = _why_no_compile()
+    if reason:
+        pytest.skip(f"torch.compile cannot run here: {reason}")
+    trainer = Trainer(parse_train(_args(root, "compiled", "--compile")))
+    batches = iter(torch.utils.data.DataLoader(trainer.val_set, batch_size=2))
+    return trainer, next(batches), next(batches)
+
+
+def _batch_without_border_ties(batch):
+    """The batch with no hint in the 8 outer columns: there the prediction (about 28 pixels of
+    disparity at initialisation) and the hint both sample the clamped border of the other view,
+    tie to rounding, and float32 rounding order alone decides which wins (eager float32 and
+    float64 already disagree on some 20 pixels there)."""
+    batch = dict(batch)
+    for key in ("depth_hint", "depth_hint_mask"):
+        batch[key] = batch[key].clone()
+        batch[key][..., :8] = 0
+        batch[key][..., -8:] = 0
+    return batch
+
+
+def _step(trainer, inputs, model, training_losses):
+    """Loss, parameter gradients, gradients of the disparities and the masks of one forward +
+    backward of ``model`` and ``training_losses`` (eager or compiled)."""
+    torch.manual_seed(0)  # the auto-masking tie-break noise: the same draws on both paths
+    outputs = model(inputs)
+    disps = {key: value for key, value in outputs.items() if key[0] == "disp"}
+    for value in disps.values():
+        value.retain_grad()
+    losses = training_losses(inputs, outputs, trainer.loss_cfg)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    grads = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
+    masks = {key: value for key, value in losses.items() if isinstance(key, tuple) and "mask" in key[0]}
+    return {"loss": losses["loss"].detach(), "grads": grads, "masks": masks, "outputs": outputs,
+            "disp_grads": {key: value.grad for key, value in disps.items()}}
+
+
+def _relative(a: dict, b: dict) -> float:
+    """|a - b| / |b| over all tensors of two dicts as one vector."""
+    flat_a = torch.cat([a[key].flatten().double() for key in b])
+    flat_b = torch.cat([value.flatten().double() for value in b.values()])
+    return ((flat_a - flat_b).norm() / flat_b.norm()).item()
+
+
+@pytest.fixture(scope="module")
+def steps(compiled):
+    """One eager step, one with the compiled objective (eager networks) and one fully compiled
+    step, on the same batch and weights."""
+    from depth_hints import objective
+    from depth_hints.trainer import to_device
+    trainer, batch, _ = compiled
+    inputs = to_device(_batch_without_border_ties(batch), trainer.device, trainer.channels_last)
+    # random ops fall back to eager's generator, so every path draws the same tie-break noise
+    with torch._inductor.config.patch(fallback_random=True):
+        return {"eager": _step(trainer, inputs, trainer.model, objective.training_losses),
+                "objective": _step(trainer, inputs, trainer.model, trainer.training_losses),
+                "compiled": _step(trainer, inputs, trainer.train_model, trainer.training_losses)}
+
+
+@pytest.mark.parametrize("path", ["objective", "compiled"])
+def test_compiled_loss_and_masks_match_the_eager_step(steps, path):
+    eager, got = steps["eager"], steps[path]
+    assert abs(got["loss"].item() - eager["loss"].item()) <= 1e-5 * abs(eager["loss"].item())
+    assert got["masks"].keys() == eager["masks"].keys()
+    assert {key[0] for key in eager["masks"]} == {"reprojection_mask", "hint_mask"}
+    for key, mask in eager["masks"].items():
+        assert torch.equal(got["masks"][key], mask), key
+        assert 0 < mask.mean() < 1, key  # both outcomes occur: the comparison means something
+    assert all(value.dtype == torch.float32 for value in got["outputs"].values())
+
+
+def test_compiled_objective_gradients_match_the_eager_ones(steps):
+    eager, got = steps["eager"], steps["objective"]
+    assert got["grads"].keys() == eager["grads"].keys() and len(eager["grads"]) > 50
+    assert _relative(got["disp_grads"], eager["disp_grads"]) <= 1e-4
+    assert _relative(got["grads"], eager["grads"]) <= 1e-4
+
+
+def test_compiled_step_gradients_match_the_eager_ones(steps):
+    """The whole step compiled: the networks' gradients carry inductor's float32 rounding
+    (eager CPU BatchNorm accumulates its sums in double; inductor in float32), about 1e-4
+    relative where the eager float32 step is 1e-5 from float64; the compiled objective alone
+    stays at the eager level (test above)."""
+    eager, got = steps["eager"], steps["compiled"]
+    assert got["grads"].keys() == eager["grads"].keys()
+    disp_error = _relative(got["disp_grads"], eager["disp_grads"])
+    grad_error = _relative(got["grads"], eager["grads"])
+    print(f"compiled step: disparity gradients {disp_error:.2e}, parameter gradients {grad_error:.2e} relative")
+    assert disp_error <= 3e-4
+    assert grad_error <= 3e-4
+
+
+def test_training_steps_and_validation_do_not_recompile(compiled, capsys):
+    trainer, batch, other = compiled
+    from torch._dynamo.utils import counters
+    trainer.step(batch)  # compiles here unless the test above already did
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 2  # the networks and the objective (each with its backward)
+    trainer.step(other)
+    trainer.step(batch)
+    trainer.validate()  # eager: the bare networks and the eager objective
+    assert counters["stats"]["unique_graphs"] == graphs
+    printed = capsys.readouterr().out
+    assert printed.count("--compile: the first step compiled") == 1
+
+
+def test_compiled_bf16_keeps_the_loss_and_camera_math_float32(compiled, root):
+    """--bf16 --compile: the networks' bfloat16 outputs enter the compiled objective as
+    float32 (trainer.process_batch). The networks run eagerly under autocast here: compiling
+    them under autocast as well doubles this file's compile time (that path was run by hand
+    once: float32 losses and outputs, loss within 1e-2 of eager bf16, finite gradients)."""
+    _, batch, _ = compiled
+    trainer = Trainer(parse_train(_args(root, "bf16", "--compile", "--bf16")))
+    assert trainer.amp_dtype == torch.bfloat16
+    trainer.train_model = trainer.model  # eager networks, compiled objective
+    _, outputs_e, losses_e = trainer.process_batch(batch, model=trainer.model)
+    _, outputs_c, losses_c = trainer.process_batch(batch)
+    assert losses_c["loss"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in outputs_c.values())  # disp, depth, warped views
+    assert losses_c["loss"].item() == pytest.approx(losses_e["loss"].item(), rel=1e-2)
+    losses_c["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in trainer.model.parameters() if p.grad is not None)
+
+
+def _fake_compiler(tmp_path, exit_code):
+    path = tmp_path / "fake-g++"
+    path.write_text(f"#!/bin/sh\necho 'fake-g++: fatal error: no input' >&2\nexit {exit_code}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_no_compiler_is_a_one_line_error_naming_compile(root, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with torch._inductor.config.patch({"cpp.cxx": (None, "g++")}):
+        with pytest.raises(CompileError, match=r"--compile on the CPU needs a C\+\+ compiler.*g\+\+"):
+            compiling.check_compiler(torch.device("cpu"))
+        assert train_script.main(_args(root, "nocxx", "--compile")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--compile" in err[0] and "install" in err[0]
+
+
+def test_a_broken_compiler_is_named(tmp_path):
+    with torch._inductor.config.patch({"cpp.cxx": (None, _fake_compiler(tmp_path, 1))}), pytest.raises(CompileError, match=r"fake-g\+\+ failed on a one-line file \(fake-g\+\+: fatal"):
+        compiling.check_compiler(torch.device("cpu"))
