@@ -51,6 +51,7 @@ from tqdm import tqdm
 from datasets.layout import DatasetLayout, LayoutError
 from datasets.registry import make_layout
 from depth_hints import splits, worker_pool
+from depth_hints.atomic import temporary_prefix
 from depth_hints.errors import DepthHintsError
 from depth_hints.fused_sgm import (CPU_TILE, DEVICE_TILE, bank_disparities, distinct_indices,
                                    duplicate_block_sizes_identical, fuse_candidates, match_view,
@@ -408,6 +409,24 @@ def _other_extension_hint(missing: list, png: bool) -> str:
     return ""
 
 
+def _remove_temporaries_of(samples: list, save_path: str) -> None:
+    """Delete the half-written temporaries of these frames' hints (their workers were killed
+    mid-write when the pool broke); finished hints are untouched."""
+    for sample in samples:
+        path = hint_file_path(save_path, sample.folder, sample.frame_index, sample.side)
+        prefix = temporary_prefix(path)
+        try:
+            names = os.listdir(os.path.dirname(path))
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(prefix):
+                try:
+                    os.remove(os.path.join(os.path.dirname(path), name))
+                except OSError:
+                    pass
+
+
 def _worker_died_error(in_flight: list, samples: list, results: list, options) -> PrecomputeError:
     """The one-line error of a run whose worker process died: the frames in flight, what is
     kept, and what to do."""
@@ -508,7 +527,8 @@ def precompute(options, progress: bool = True, verbose: bool = True,
                 tasks = ((index, _worker_task, index) for index in range(len(samples)))
                 for outcome in _bounded_map(executor, tasks, window=2 * workers):
                     collect(outcome)
-    except WorkerDied as died:
+    except WorkerDied as died:  # the pool is shut down: no worker of it is still writing
+        _remove_temporaries_of([samples[i] for i in died.in_flight], options.save_path)
         raise _worker_died_error(died.in_flight, samples, results, options) from None
     finally:
         bar.close()
