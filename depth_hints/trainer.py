@@ -398,14 +398,18 @@ class Trainer:
                   f"{f', {samples} samples of the epoch done' if samples else ''}")
 
     # -- the loop -----------------------------------------------------------------------------
+    def inputs_on_device(self, batch: dict) -> dict:
+        """A loader batch as the objective reads it, on the training device: compact batches
+        (uint8 + augmentation parameters) are built there (augment.py), others copied."""
+        if augment.is_compact(batch):
+            return augment.build_inputs(batch, self.device, self.loss_cfg.scales,
+                                        self.loss_cfg.v1_multiscale, self.channels_last)
+        return to_device(batch, self.device, self.channels_last)
+
     def process_batch(self, batch: dict, model=None):
         """Forward and loss of one batch through ``model`` (default: the training module and
         the training objective, compiled with --compile; otherwise the eager objective)."""
-        if augment.is_compact(batch):  # uint8 + augmentation parameters: built on the device
-            inputs = augment.build_inputs(batch, self.device, self.loss_cfg.scales,
-                                          self.loss_cfg.v1_multiscale, self.channels_last)
-        else:
-            inputs = to_device(batch, self.device, self.channels_last)
+        inputs = self.inputs_on_device(batch)
         training_losses = self.training_losses if model is None else objective.training_losses
         model = model or self.train_model
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,

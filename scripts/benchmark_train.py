@@ -259,7 +259,7 @@ def _main(argv=None) -> int:
     from depth_hints import distributed
     from depth_hints.options import device_from, parse_train
     from depth_hints import augment
-    from depth_hints.trainer import Trainer, to_device
+    from depth_hints.trainer import Trainer
 
     data_path = args.data_path or default_world_folder()
     if not args.split:
@@ -336,10 +336,7 @@ def _main(argv=None) -> int:
 
     def build(batch):
         """The batch on the device as the objective reads it (device augmentation included)."""
-        if augment.is_compact(batch):
-            return augment.build_inputs(batch, device, trainer.loss_cfg.scales,
-                                        trainer.loss_cfg.v1_multiscale, trainer.channels_last)
-        return to_device(batch, device, trainer.channels_last)
+        return trainer.inputs_on_device(batch)
 
     def networks_only(batch, model=None):
         """The floor: the depth (and pose) networks forward and backward, nothing else

@@ -95,9 +95,8 @@ def steps(compiled):
     """One eager step, one with the compiled objective (eager networks) and one fully compiled
     step, on the same batch and weights."""
     from depth_hints import objective
-    from depth_hints.trainer import to_device
     trainer, batch, _ = compiled
-    inputs = to_device(_batch_without_border_ties(batch), trainer.device, trainer.channels_last)
+    inputs = trainer.inputs_on_device(_batch_without_border_ties(batch))
     # random ops fall back to eager's generator, so every path draws the same tie-break noise
     with torch._inductor.config.patch(fallback_random=True):
         return {"eager": _step(trainer, inputs, trainer.model, objective.training_losses),
