@@ -102,6 +102,14 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_steps", type=int, default=0,
                    help="stop after this many optimiser steps in total (0: no limit)")
     p.add_argument("--no_val", action="store_true", help="skip the validation batches")
+    p.add_argument("--lr_warmup_steps", type=int, default=0,
+                   help="linear learning-rate warm-up over the first N optimiser steps (0: none, "
+                        "as monodepth2); the scheduler's learning rate is scaled by (step + 1) / N")
+    p.add_argument("--init_depth", type=float, default=0.0,
+                   help="bias the depth decoder's disparity heads so that training starts at this "
+                        "depth (training units: baseline 0.1) instead of about 0.2, monodepth2's "
+                        "initialisation (0: that default). From scratch, 0.2 is ~1 m on KITTI: the "
+                        "near end, where stereo warps leave the image")
     p.add_argument("--no_channels_last", action="store_true",
                    help="keep NCHW memory format (default on the CPU, where channels-last is "
                         "slower; on CUDA it is the default)")
@@ -334,6 +342,10 @@ def train_options_from_dict(values: dict):
                            "refuses it; hints are full-resolution): drop one of the two flags.")
     if values["batch_size"] < 1:
         raise OptionsError("--batch_size must be at least 1")
+    if values["init_depth"] and not values["min_depth"] < values["init_depth"] < values["max_depth"]:
+        raise OptionsError(f"--init_depth {values['init_depth']:g} must lie between --min_depth "
+                           f"{values['min_depth']:g} and --max_depth {values['max_depth']:g} (0: the "
+                           f"default initialisation)")
     _check_scaling_flags(values)
     del unknown  # extra keys of old opt.json files are ignored on purpose
     return _freeze(TrainOptions, values)
