@@ -58,8 +58,8 @@ def test_demo_pipeline_tiny(tmp_path):
                     "figure_0.png", saved["thin_definition"], "±"):
         assert section in report, section
     for run in RUNS:
-        assert report.count(f"| {run} |") == 2  # all pixels and thin tables
-        assert report.count(f"| {run} | ") >= 2
+        assert report.count(f"\n| {run} | ") == 2  # the all-pixel and thin tables
+        assert all(f"\n| {seed} | {run} | " in report for seed in (0, 1))  # the per-seed table
     for name in ("figure_0.png", "loss_curves.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     assert os.path.isfile(os.path.join(data, "splits", "synthetic", "gt_depths.npz"))
