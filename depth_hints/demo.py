@@ -180,6 +180,13 @@ def train_argv(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConf
     return argv
 
 
+def training_signature(cfg: DemoConfig, seed: int) -> str:
+    """What a trained run depends on: the configuration less the number of seeds and figures
+    (a SEEDS=3 run reuses seed 0 of a one-seed run), plus its seed."""
+    fields = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "num_figures")}
+    return json.dumps({**fields, "training_seed": seed}, sort_keys=True)
+
+
 def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfig, seed: int):
     """Train one model (skipped when its final weights exist); returns (weights folder, the
     training loss of every step)."""
@@ -188,7 +195,7 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
     models_dir = os.path.join(log_dir, name, "models")
     done_marker = os.path.join(models_dir, "DONE")
     losses_path = os.path.join(models_dir, "losses.json")
-    signature = json.dumps({**asdict(cfg), "training_seed": seed}, sort_keys=True)
+    signature = training_signature(cfg, seed)
     if os.path.isfile(done_marker) and open(done_marker).read().strip() == signature \
             and os.path.isfile(losses_path):
         with open(losses_path) as f:
@@ -209,19 +216,29 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
 
 def evaluate_run(name: str, weights: str, data_dir: str, split: str, out_dir: str) -> dict:
     """Eigen-protocol evaluation with --eval_stereo; saves the predicted disparities under
-    ``out_dir``/``name``."""
-    from .evaluation import evaluate
+    ``out_dir``/``name``. Reused when those weights were evaluated there before."""
+    from .evaluation import METRIC_NAMES, evaluate
     from .options import parse_evaluate
-    _stage(f"evaluating {name}")
     pred_dir = os.path.join(out_dir, name)
+    pred_disps = os.path.join(pred_dir, f"disps_{os.path.basename(split.rstrip('/'))}_split.npy")
+    record = os.path.join(pred_dir, "evaluated.json")
+    stamp = {"weights": os.path.abspath(weights),
+             "mtime": os.path.getmtime(os.path.join(weights, "depth.pth"))}
+    if os.path.isfile(record) and os.path.isfile(pred_disps):
+        with open(record) as f:
+            saved = json.load(f)
+        if saved.get("stamp") == stamp:
+            return {**saved["metrics"], "pred_disps": pred_disps}
+    _stage(f"evaluating {name}")
     os.makedirs(pred_dir, exist_ok=True)
     opts = parse_evaluate(["--data_path", data_dir, "--load_weights_folder", weights, "--eval_stereo",
                            "--eval_split", split, "--eval_protocol", "eigen", "--png", "--save_pred_disps",
                            "--eval_out_dir", pred_dir, "--num_workers", "0",
                            "--output_json", os.path.join(pred_dir, "metrics.json")])
     result = evaluate(opts)
-    result["pred_disps"] = os.path.join(pred_dir, f"disps_{os.path.basename(split.rstrip('/'))}_split.npy")
-    return result
+    with atomic_write(record, "w") as f:
+        json.dump({"stamp": stamp, "metrics": {k: float(result[k]) for k in METRIC_NAMES}}, f)
+    return {**result, "pred_disps": pred_disps}
 
 
 def thin_masks(data_dir: str, split: str) -> list:
