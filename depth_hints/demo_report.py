@@ -62,7 +62,8 @@ def loss_plot(path: str, losses: dict) -> None:
     lines are the steps, thick ones a 10-step moving average."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    for seed, runs in losses.items():
+    styles = ("-", "--", ":", "-.")
+    for i, (seed, runs) in enumerate(losses.items()):
         for run, values in runs.items():
             y = np.asarray(values, dtype=np.float64)
             if not y.size:
@@ -71,7 +72,7 @@ def loss_plot(path: str, losses: dict) -> None:
             ax.plot(x, y, color=COLOURS.get(run), alpha=0.25, linewidth=0.7)
             k = min(10, y.size)
             smooth = np.convolve(y, np.ones(k) / k, mode="valid")
-            ax.plot(x[k - 1:], smooth, color=COLOURS.get(run), linewidth=1.6,
+            ax.plot(x[k - 1:], smooth, color=COLOURS.get(run), linewidth=1.6, linestyle=styles[i % len(styles)],
                     label=f"{run}, seed {seed}" if len(losses) > 1 else run)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("training loss (with hints: includes the hint term)")
