@@ -171,6 +171,7 @@ def train_argv(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConf
             "--batch_size", str(cfg.batch_size), "--learning_rate", str(cfg.learning_rate),
             "--lr_warmup_steps", str(cfg.lr_warmup_steps), "--init_depth", str(cfg.init_depth),
             "--num_epochs", "1000", "--scheduler_step_size", "1000", "--num_steps", str(cfg.num_steps),
+            "--save_frequency", "1000",  # only the final weights (~325 MB each, not one per epoch)
             "--num_workers", str(cfg.num_workers), "--seed", str(seed),
             "--log_frequency", str(max(cfg.num_steps // 10, 1))]
     if name == "with_hints":

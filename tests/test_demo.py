@@ -65,7 +65,9 @@ def test_demo_pipeline_tiny(tmp_path):
     assert os.path.isfile(os.path.join(data, "splits", "synthetic", "gt_depths.npz"))
 
     # a re-run reuses the trained models (same weights -> same numbers)
-    weights = os.path.join(out, "runs", "full", "seed_0", "with_hints", "models", "weights_0", "depth.pth")
+    models = os.path.join(out, "runs", "full", "seed_0", "with_hints", "models")
+    assert [d for d in os.listdir(models) if d.startswith("weights_")] == ["weights_0"]  # final only
+    weights = os.path.join(models, "weights_0", "depth.pth")
     mtime = os.path.getmtime(weights)
     again = run_demo(out_dir=out, data_dir=data, cfg=cfg)
     assert os.path.getmtime(weights) == mtime
