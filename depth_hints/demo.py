@@ -98,17 +98,21 @@ def time_one_step(cfg: DemoConfig) -> float:
     return seconds
 
 
-RUN_OVERHEAD_STEPS = 5  # per training run: start-up, checkpoint, evaluation of the test frames
-WORLD_STEPS_PER_100_FRAMES = 60  # world, hints and ground truth, in training steps' worth
+# Calibrated on a quiet 2-core machine (one timed step 0.68 s; the demo took 417 s, of which
+# training 2 x 121 s): the steps of a run cost 1.2 timed steps each (validation batches, loading,
+# logging), start-up + checkpoint + evaluation 15, and the world, hints and ground truth 150 per
+# 100 frames.
+STEP_FACTOR = 1.2
+RUN_OVERHEAD_STEPS = 15
+WORLD_STEPS_PER_100_FRAMES = 150
 
 
 def expected_seconds(cfg: DemoConfig, step: float) -> tuple:
     """(total, training) seconds expected for ``cfg`` when one training step takes ``step``
-    seconds: 2 runs x seeds x (num_steps x 1.05 for the validation batches + RUN_OVERHEAD_STEPS)
-    steps, plus the world, hints and ground truth (WORLD_STEPS_PER_100_FRAMES per 100 frames;
-    both constants measured on a 2-core CPU)."""
+    seconds: 2 runs x seeds x (num_steps x STEP_FACTOR + RUN_OVERHEAD_STEPS) steps, plus the
+    world, hints and ground truth (WORLD_STEPS_PER_100_FRAMES per 100 frames)."""
     runs = 2 * cfg.seeds
-    training = runs * cfg.num_steps * step * 1.05
+    training = runs * cfg.num_steps * step * STEP_FACTOR
     rest = (runs * RUN_OVERHEAD_STEPS + cfg.num_drives * cfg.frames_per_drive / 100 * WORLD_STEPS_PER_100_FRAMES) * step
     return training + rest, training
 

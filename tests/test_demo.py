@@ -99,8 +99,8 @@ def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
     import depth_hints.demo as demo
     monkeypatch.setattr(demo, "time_one_step", lambda cfg: 2.0)
     cfg = DemoConfig(num_steps=100, seeds=3, num_drives=4, frames_per_drive=25)
-    # by hand: 6 runs x 100 steps x 2 s x 1.05 = 1260 s training; 6 runs x 5 steps x 2 s = 60 s
-    # overhead; 100 frames x 0.6 steps x 2 s = 120 s world -> 1440 s = 24 minutes
-    assert print_expected_time(cfg) == pytest.approx(1440.0)
-    assert "about 24 minutes (21 of them training, 3 seeds" in capsys.readouterr().out
-    assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * 1.05)
+    # by hand: 6 runs x 100 steps x 2 s x 1.2 = 1440 s training; 6 runs x 15 steps x 2 s = 180 s
+    # overhead; 100 frames x 1.5 steps x 2 s = 300 s world -> 1920 s = 32 minutes
+    assert print_expected_time(cfg) == pytest.approx(1920.0)
+    assert "about 32 minutes (24 of them training, 3 seeds" in capsys.readouterr().out
+    assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * 1.2)
