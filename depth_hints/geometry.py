@@ -26,6 +26,14 @@ def disp_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float):
     return scaled_disp, 1.0 / scaled_disp
 
 
+def depth_to_disp(depth, min_depth: float, max_depth: float):
+    """The inverse of ``disp_to_depth``: depth in [min_depth, max_depth] -> sigmoid output in
+    [0, 1] (tensor or float)."""
+    min_disp = 1.0 / max_depth
+    max_disp = 1.0 / min_depth
+    return (1.0 / depth - min_disp) / (max_disp - min_disp)
+
+
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Homogeneous pixel coordinates [3, H*W]: rows x, y, 1 (x varies fastest)."""
     ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=dtype),

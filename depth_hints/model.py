@@ -4,6 +4,8 @@ Names match monodepth2's weight files: encoder, depth, pose_encoder, pose (, pre
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -32,6 +34,20 @@ def _transform(axisangle: torch.Tensor, translation: torch.Tensor, invert: bool)
         return geometry.transformation_from_parameters(axisangle.float(), translation.float(), invert)
 
 
+def set_initial_depth(decoder: nn.Module, depth: float, min_depth: float, max_depth: float) -> None:
+    """Bias every disparity head so that a zero feature map decodes to ``depth`` (training
+    units): sigmoid(bias) = depth_to_disp(depth). monodepth2 keeps PyTorch's default bias
+    (about 0), i.e. sigmoid 0.5, depth 0.2 with --min_depth 0.1 --max_depth 100 (--init_depth)."""
+    if not min_depth < depth < max_depth:
+        raise ValueError(f"--init_depth {depth:g} must lie inside (--min_depth {min_depth:g}, "
+                         f"--max_depth {max_depth:g}); 0 keeps the default initialisation")
+    sig = float(geometry.depth_to_disp(depth, min_depth, max_depth))
+    bias = math.log(sig / (1.0 - sig))
+    with torch.no_grad():
+        for s in decoder.scales:
+            decoder._module("dispconv", s).conv.bias.fill_(bias)
+
+
 class DepthHintsModel(nn.Module):
     """Holds the networks of a run and turns a batch into outputs:
     ("disp", s) [B,1,H/2^s,W/2^s], ("cam_T_cam", 0, f) [B,4,4] for temporal frames f,
@@ -40,7 +56,8 @@ class DepthHintsModel(nn.Module):
 
     def __init__(self, num_layers: int = 18, pretrained: bool = False, frame_ids=(0, -1, 1),
                  scales=(0, 1, 2, 3), pose_model_type: str = "separate_resnet",
-                 pose_model_input: str = "pairs", predictive_mask: bool = False):
+                 pose_model_input: str = "pairs", predictive_mask: bool = False,
+                 init_depth: float = 0.0, min_depth: float = 0.1, max_depth: float = 100.0):
         super().__init__()
         self.frame_ids = tuple(frame_ids)
         self.temporal = tuple(f for f in self.frame_ids[1:] if f != "s")
@@ -49,6 +66,8 @@ class DepthHintsModel(nn.Module):
         self.pose_model_input = pose_model_input
         models = {"encoder": _encoder(num_layers, pretrained)}
         models["depth"] = networks.DepthDecoder(models["encoder"].num_ch_enc, self.scales)
+        if init_depth:
+            set_initial_depth(models["depth"], init_depth, min_depth, max_depth)
         if self.temporal:
             num_pose_frames = 2 if pose_model_input == "pairs" else len(self.temporal) + 1
             if pose_model_type == "separate_resnet":

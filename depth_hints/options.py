@@ -47,6 +47,8 @@ _TRAIN_NUMBER_RULES = {
     "disparity_smoothness": (0, True, "0 or more"),
     "min_depth": (0, False, "positive"),
     "max_depth": (0, False, "positive"),
+    "init_depth": (0, True, "0 (the default initialisation) or a depth between --min_depth and --max_depth"),
+    "lr_warmup_steps": (0, True, "0 (off) or more"),
 }
 
 
@@ -158,6 +160,14 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_steps", type=int, default=0,
                    help="stop after this many optimiser steps in total (0: no limit)")
     p.add_argument("--no_val", action="store_true", help="skip the validation batches")
+    p.add_argument("--lr_warmup_steps", type=int, default=0,
+                   help="linear learning-rate warm-up over the first N optimiser steps (0: none, "
+                        "as monodepth2); the scheduler's learning rate is scaled by (step + 1) / N")
+    p.add_argument("--init_depth", type=float, default=0.0,
+                   help="bias the depth decoder's disparity heads so that training starts at this "
+                        "depth (training units: baseline 0.1) instead of about 0.2, monodepth2's "
+                        "initialisation (0: that default). From scratch, 0.2 is ~1 m on KITTI: the "
+                        "near end, where stereo warps leave the image")
     p.add_argument("--no_channels_last", action="store_true",
                    help="keep NCHW memory format (default on the CPU, where channels-last is "
                         "slower; on CUDA it is the default)")
@@ -442,6 +452,10 @@ def train_options_from_dict(values: dict):
         raise OptionsError(f"--dataset {values['dataset']} needs --split (the default "
                            f"{_KITTI_DEFAULT_SPLIT} lists KITTI frames): "
                            f"{_OWN_SPLIT_TOOLS[values['dataset']]}")
+    if values["init_depth"] and not values["min_depth"] < values["init_depth"] < values["max_depth"]:
+        raise OptionsError(f"--init_depth {values['init_depth']:g} must lie between --min_depth "
+                           f"{values['min_depth']:g} and --max_depth {values['max_depth']:g} (0: the "
+                           f"default initialisation)")
     _check_scaling_flags(values)
     del unknown  # extra keys of old opt.json files are ignored on purpose
     return _freeze(TrainOptions, values)

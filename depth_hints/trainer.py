@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 import datasets
 from datasets.layout import rig_metric_scale
-from . import allocator, augment, checkpoints, compiling, distributed, objective, options as options_module
+from . import (allocator, augment, checkpoints, compiling, distributed, lr_schedule, objective,
+               options as options_module)
 from .hint_files import existing_hint_size, verify_hint_files
 from .model import DepthHintsModel
 from .splits import read_split_file, split_file
@@ -131,7 +132,8 @@ def training_metric_scale(train_set, use_stereo: bool, verbose: bool = True):
 
 def build_model(opt) -> DepthHintsModel:
     return DepthHintsModel(opt.num_layers, opt.weights_init == "pretrained", opt.frame_ids,
-                           opt.scales, opt.pose_model_type, opt.pose_model_input, opt.predictive_mask)
+                           opt.scales, opt.pose_model_type, opt.pose_model_input, opt.predictive_mask,
+                           opt.init_depth, opt.min_depth, opt.max_depth)
 
 
 def latest_checkpoint(models_dir: str) -> str | None:
@@ -504,7 +506,8 @@ class Trainer:
             inputs, outputs, losses = self.process_batch(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
-        self.scaler.step(self.optimizer)
+        with lr_schedule.warmed_up(self.optimizer, self.state.step, self.opt.lr_warmup_steps):
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.step += 1
         self.state.samples_in_epoch += self.global_batch

@@ -1,48 +1,106 @@
-"""`make demo`'s pipeline end to end at a tiny size: world -> hints -> GT -> two trainings ->
-evaluation -> metrics.json, report.md, figures. Also checks that a re-run reuses the work."""
+"""`make demo`'s pipeline end to end at a tiny size: world -> hints -> GT -> two trainings per
+seed -> evaluation -> metrics.json, report.md, figures, loss curves. Also checks that a re-run
+reuses the work. The real figures live in the README (no values or timings asserted here)."""
 import json
 import os
 
+import numpy as np
 import pytest
 
-from depth_hints.demo import RUNS, DemoConfig, print_expected_time, run_demo
+from depth_hints.demo import (RUNS, DemoConfig, expected_seconds, print_expected_time, run_demo,
+                              spread, summarise)
 from depth_hints.evaluation import METRIC_NAMES
+
+SPREAD_FIELDS = {"mean", "std", "min", "max", "n"}
 
 
 def test_demo_pipeline_tiny(tmp_path):
     out, data = str(tmp_path / "out"), str(tmp_path / "world")
-    metrics = run_demo(out_dir=out, data_dir=data, cfg=DemoConfig.tiny())
+    cfg = DemoConfig.tiny(seeds=2)
+    metrics = run_demo(out_dir=out, data_dir=data, cfg=cfg)
     with open(os.path.join(out, "metrics.json")) as f:
         saved = json.load(f)
+    assert saved["seeds"] == [0, 1] and set(saved["per_seed"]) == {"0", "1"}
+    for seed in ("0", "1"):
+        for run in RUNS:
+            assert set(METRIC_NAMES) <= set(saved["per_seed"][seed][run]["all"])
+            assert set(METRIC_NAMES) | {"pixels"} <= set(saved["per_seed"][seed][run]["thin"])
+            assert saved["per_seed"][seed][run]["thin"]["pixels"] > 0
+            assert len(saved["losses"][seed][run]) == cfg.num_steps
+            assert all(np.isfinite(saved["losses"][seed][run]))
     for run in RUNS:
-        assert set(METRIC_NAMES) <= set(saved[run])
-        assert 0 < saved[run]["abs_rel"] < 10
-        assert saved["thin_structures"][run]["pixels"] > 0
+        for region in ("all", "thin"):
+            assert set(saved["summary"][run][region]) == set(METRIC_NAMES)
+            for stats in saved["summary"][run][region].values():
+                assert set(stats) == SPREAD_FIELDS and stats["n"] == 2
+        assert set(METRIC_NAMES) <= set(saved[run])  # the means, under the earlier keys
+        assert saved[run]["abs_rel"] == pytest.approx(saved["summary"][run]["all"]["abs_rel"]["mean"])
+        assert set(METRIC_NAMES) | {"pixels"} <= set(saved["thin_structures"][run])
+    for region in ("all", "thin"):
+        assert set(saved["summary"]["hints_better"][region]) == {"abs_rel", "a1", "seeds"}
+    assert "thin" in saved["thin_definition"] and saved["seconds"] > 0 and saved["expected_seconds"] > 0
     hints = saved["hints"]["train_files.txt"]
     assert hints["computed"] == hints["total"] > 0 and hints["failed"] == []
+
     opts = {}
     for run in RUNS:
-        with open(os.path.join(out, "runs", "full", run, "models", "opt.json")) as f:
+        with open(os.path.join(out, "runs", "full", "seed_1", run, "models", "opt.json")) as f:
             opts[run] = json.load(f)
-        assert opts[run]["disable_automasking"] is False and opts[run]["use_depth_hints"] == (run == "with_hints")
+        assert opts[run]["use_depth_hints"] == (run == "with_hints") and opts[run]["seed"] == 1
+        assert opts[run]["init_depth"] == cfg.init_depth and opts[run]["lr_warmup_steps"] == cfg.lr_warmup_steps
+        assert opts[run]["disable_automasking"] is False
     differing = {k for k in opts["with_hints"] if opts["with_hints"][k] != opts["without_hints"][k]}
     assert differing == {"model_name", "use_depth_hints"}  # both runs share every other flag
+
     report = open(os.path.join(out, "report.md")).read()
-    assert "with_hints" in report and "figure_0.png" in report
-    assert os.path.isfile(os.path.join(out, "figure_0.png"))
+    for section in ("## All pixels", "## Thin-structure pixels", "## Per seed", "## Training loss",
+                    "## Test frames", "## What this shows and what it does not", "loss_curves.png",
+                    "figure_0.png", saved["thin_definition"], "±"):
+        assert section in report, section
+    for run in RUNS:
+        assert report.count(f"\n| {run} | ") == 2  # the all-pixel and thin tables
+        assert all(f"\n| {seed} | {run} | " in report for seed in (0, 1))  # the per-seed table
+    for name in ("figure_0.png", "loss_curves.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
     assert os.path.isfile(os.path.join(data, "splits", "synthetic", "gt_depths.npz"))
+
     # a re-run reuses the trained models (same weights -> same numbers)
-    weights = os.path.join(out, "runs", "full", "with_hints", "models", "weights_0", "depth.pth")
+    models = os.path.join(out, "runs", "full", "seed_0", "with_hints", "models")
+    assert [d for d in os.listdir(models) if d.startswith("weights_")] == ["weights_0"]  # final only
+    weights = os.path.join(models, "weights_0", "depth.pth")
     mtime = os.path.getmtime(weights)
-    again = run_demo(out_dir=out, data_dir=data, cfg=DemoConfig.tiny())
+    again = run_demo(out_dir=out, data_dir=data, cfg=cfg)
     assert os.path.getmtime(weights) == mtime
-    assert again["with_hints"] == metrics["with_hints"]
+    assert again["per_seed"] == metrics["per_seed"] and again["losses"] == metrics["losses"]
+
+
+def test_spread_by_hand():
+    s = spread([1.0, 2.0, 6.0])
+    assert s == pytest.approx({"mean": 3.0, "std": np.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2),
+                               "min": 1.0, "max": 6.0, "n": 3})
+    assert spread([0.25])["std"] == 0.0
+
+
+def test_summarise_counts_the_seeds_hints_win():
+    def m(abs_rel, a1):
+        return {k: 0.0 for k in METRIC_NAMES} | {"abs_rel": abs_rel, "a1": a1}
+    per_seed = {"0": {"without_hints": {"all": m(0.2, 0.7), "thin": m(0.3, 0.5)},
+                      "with_hints": {"all": m(0.1, 0.8), "thin": m(0.4, 0.6)}},
+                "1": {"without_hints": {"all": m(0.2, 0.7), "thin": m(0.3, 0.5)},
+                      "with_hints": {"all": m(0.1, 0.6), "thin": m(0.2, 0.4)}}}
+    s = summarise(per_seed)
+    assert s["hints_better"] == {"all": {"abs_rel": 2, "a1": 1, "seeds": 2},
+                                 "thin": {"abs_rel": 1, "a1": 1, "seeds": 2}}
+    assert s["with_hints"]["thin"]["abs_rel"]["mean"] == pytest.approx(0.3)
+    assert s["with_hints"]["all"]["a1"]["min"] == pytest.approx(0.6)
 
 
 def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
     import depth_hints.demo as demo
     monkeypatch.setattr(demo, "time_one_step", lambda cfg: 2.0)
-    # 2 runs x 150 steps x 2 s x 1.05 (validation) + 104 frames x 0.6 steps x 2 s = 754.8 s
-    assert print_expected_time(DemoConfig()) == pytest.approx(754.8)
-    assert "about 13 minutes (10 of them training" in capsys.readouterr().out
-
+    cfg = DemoConfig(num_steps=100, seeds=3, num_drives=4, frames_per_drive=25)
+    # by hand: 6 runs x 100 steps x 2 s x 1.2 = 1440 s training; 6 runs x 15 steps x 2 s = 180 s
+    # overhead; 100 frames x 1.5 steps x 2 s = 300 s world -> 1920 s = 32 minutes
+    assert print_expected_time(cfg) == pytest.approx(1920.0)
+    assert "about 32 minutes (24 of them training, 3 seeds" in capsys.readouterr().out
+    assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * 1.2)
