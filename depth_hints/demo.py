@@ -98,13 +98,14 @@ def time_one_step(cfg: DemoConfig) -> float:
     return seconds
 
 
-# Calibrated on a quiet 2-core machine (one timed step 0.68 s; the demo took 417 s, of which
-# training 2 x 121 s): the steps of a run cost 1.2 timed steps each (validation batches, loading,
-# logging), start-up + checkpoint + evaluation 15, and the world, hints and ground truth 150 per
-# 100 frames.
-STEP_FACTOR = 1.2
-RUN_OVERHEAD_STEPS = 15
-WORLD_STEPS_PER_100_FRAMES = 150
+# Calibrated on a quiet 2-core machine with the device-side augmentation (issue 18): one timed
+# step 0.66 s; `make demo` from a fresh clone took 234 s, of which the world, hints and ground
+# truth 54 s (104 frames) and training 2 x ~85 s. So a run's steps cost 0.85 timed steps each
+# (validation batches, loading, logging), start-up + checkpoint + evaluation 8, and the world,
+# hints and ground truth 80 per 100 frames.
+STEP_FACTOR = 0.85
+RUN_OVERHEAD_STEPS = 8
+WORLD_STEPS_PER_100_FRAMES = 80
 
 
 def expected_seconds(cfg: DemoConfig, step: float) -> tuple:

@@ -99,8 +99,11 @@ def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
     import depth_hints.demo as demo
     monkeypatch.setattr(demo, "time_one_step", lambda cfg: 2.0)
     cfg = DemoConfig(num_steps=100, seeds=3, num_drives=4, frames_per_drive=25)
-    # by hand: 6 runs x 100 steps x 2 s x 1.2 = 1440 s training; 6 runs x 15 steps x 2 s = 180 s
-    # overhead; 100 frames x 1.5 steps x 2 s = 300 s world -> 1920 s = 32 minutes
-    assert print_expected_time(cfg) == pytest.approx(1920.0)
-    assert "about 32 minutes (24 of them training, 3 seeds" in capsys.readouterr().out
-    assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * 1.2)
+    # by hand: 6 runs x 100 steps x 2 s x STEP_FACTOR training; 6 runs x RUN_OVERHEAD_STEPS x 2 s
+    # overhead; 100 frames x WORLD_STEPS_PER_100_FRAMES / 100 x 2 s for the world
+    training = 6 * 100 * 2.0 * demo.STEP_FACTOR
+    total = training + 6 * demo.RUN_OVERHEAD_STEPS * 2.0 + demo.WORLD_STEPS_PER_100_FRAMES * 2.0
+    assert print_expected_time(cfg) == pytest.approx(total)
+    assert (f"about {total / 60:.0f} minutes ({training / 60:.0f} of them training, 3 seeds"
+            in capsys.readouterr().out)
+    assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * demo.STEP_FACTOR)
