@@ -17,6 +17,17 @@ from depth_hints.hint_files import hint_file_path, save_hint
 # DH_TEST_THREADS=N runs the suite with N torch threads (default: min(2, the cores'))
 torch.set_num_threads(int(os.environ.get("DH_TEST_THREADS") or min(2, torch.get_num_threads())))
 
+# torch.compile's kernels (tests/test_compiling.py) are cached per CPU capability: inductor
+# compiles for the ISA that ATEN_CPU_CAPABILITY selects, but reused a kernel cached by a run with
+# another capability (an AVX-512 kernel under ATEN_CPU_CAPABILITY=avx2 crashed with a
+# segmentation fault on torch 2.14). A cache folder of the user's own is left alone.
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    import getpass
+    import tempfile
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_depth_hints_"
+        f"{os.environ.get('ATEN_CPU_CAPABILITY', 'default')}")
+
 FOLDER = "2011_09_26/2011_09_26_drive_0001_sync"
 
 
