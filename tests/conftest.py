@@ -24,8 +24,12 @@ torch.set_num_threads(int(os.environ.get("DH_TEST_THREADS") or min(2, torch.get_
 if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
     import getpass
     import tempfile
+    try:
+        _user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        _user = str(os.getuid())
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(
-        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_depth_hints_"
+        tempfile.gettempdir(), f"torchinductor_{_user}_depth_hints_"
         f"{os.environ.get('ATEN_CPU_CAPABILITY', 'default')}")
 
 FOLDER = "2011_09_26/2011_09_26_drive_0001_sync"
