@@ -93,7 +93,8 @@ class CacheSpec:
 
     def identity(self) -> dict:
         """The fields a cache must agree on (paths by their absolute form)."""
-        return {"version": CACHE_VERSION, "split": self.split, "height": self.height,
+        split = os.path.abspath(self.split) if os.path.isdir(self.split) else self.split  # a folder or a name
+        return {"version": CACHE_VERSION, "split": split, "height": self.height,
                 "width": self.width, "dataset": self.dataset, "img_ext": self.img_ext,
                 "use_depth_hints": self.use_depth_hints,
                 "hint_root": os.path.abspath(self.hint_root) if self.use_depth_hints else None,

@@ -131,6 +131,15 @@ def test_stale_caches_are_refused_with_the_rebuild_command(kitti):
     assert cache.open_cache(_spec(kitti, height=96)) is None  # none by convention: decode
 
 
+def test_a_split_folder_given_relative_or_absolute_is_the_same_cache(kitti, monkeypatch):
+    """The demo builds its cache with the absolute split folder; train.py may be given a
+    relative one (or the other way round): the same folder, the same cache."""
+    cache.build(_spec(kitti), progress=False)
+    monkeypatch.chdir(kitti)
+    relative = cache.CacheSpec(kitti, "split", H, W, "kitti", ".png", True, None)
+    assert cache.open_cache(relative, _spec(kitti).default_dir()) is not None
+
+
 def test_script_builds_verifies_and_train_finds_the_cache(kitti):
     env = dict(os.environ, PYTHONPATH=ROOT)
     args = [sys.executable, os.path.join(ROOT, "scripts", "cache_training_data.py"), "--data_path", kitti,
