@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .atomic import atomic_write
+from .errors import DepthHintsError
 
 RUNS = ("without_hints", "with_hints")
 
@@ -158,6 +159,16 @@ def precompute_hints(data_dir: str, split: str, cfg: DemoConfig) -> dict:
     return results
 
 
+def cache_training_data(data_dir: str, split: str, cfg: DemoConfig) -> dict:
+    """The training-resolution cache (issue 18) of the world's frames and hints, which train.py
+    finds by convention: the loader then copies bytes instead of decoding and resizing PNGs.
+    Rebuilt when the world or its hints changed."""
+    from .cache import CacheSpec, build
+    _stage(f"training cache ({cfg.train_width}x{cfg.train_height})")
+    spec = CacheSpec(data_dir, split, cfg.train_height, cfg.train_width, img_ext=".png", use_depth_hints=True)
+    return build(spec, overwrite=True)
+
+
 def export_ground_truth(data_dir: str, split: str) -> str:
     """Dense ground truth of the test frames -> <split>/gt_depths.npz (once)."""
     from datasets.kitti_raw import export_gt_depths
@@ -212,6 +223,10 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
         import shutil
         shutil.rmtree(os.path.dirname(models_dir))
     summary = Trainer(parse_train(train_argv(name, data_dir, split, log_dir, cfg, seed))).train()
+    if summary.get("preempted") or summary["steps"] < cfg.num_steps:  # e.g. Ctrl-C / SIGTERM
+        raise DepthHintsError(f"training {name} (seed {seed}) stopped at step {summary['steps']} of "
+                              f"{cfg.num_steps}; run the demo again to train it afresh "
+                              f"(finished runs are kept)")
     losses = [float(v) for v in summary["losses"]]
     with atomic_write(losses_path, "w") as f:
         json.dump(losses, f)
@@ -331,6 +346,7 @@ def run_demo(quick: bool = False, out_dir: str = "demo_output", data_dir: str = 
     os.makedirs(out_dir, exist_ok=True)
     split = make_world(data_dir, cfg)
     hint_summary = precompute_hints(data_dir, split, cfg)
+    cache_training_data(data_dir, split, cfg)
     gt_path = export_ground_truth(data_dir, split)
     gt_depths = load_gt_depths(gt_path)
     masks = thin_masks(data_dir, split)

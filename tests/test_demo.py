@@ -63,6 +63,9 @@ def test_demo_pipeline_tiny(tmp_path):
     for name in ("figure_0.png", "loss_curves.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     assert os.path.isfile(os.path.join(data, "splits", "synthetic", "gt_depths.npz"))
+    cache = os.path.join(data, "training_cache", f"synthetic_{cfg.train_height}x{cfg.train_width}_png")
+    with open(os.path.join(cache, "index.json")) as f:  # the runs train from the training cache
+        assert json.load(f)["use_depth_hints"] is True
 
     # a re-run reuses the trained models (same weights -> same numbers)
     models = os.path.join(out, "runs", "full", "seed_0", "with_hints", "models")
@@ -107,3 +110,26 @@ def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
     assert (f"about {total / 60:.0f} minutes ({training / 60:.0f} of them training, 3 seeds"
             in capsys.readouterr().out)
     assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * demo.STEP_FACTOR)
+
+
+def test_an_interrupted_training_is_not_marked_done(tmp_path, monkeypatch):
+    """A run stopped by SIGTERM / Ctrl-C returns from Trainer.train() with its checkpoint: the
+    demo must not take it for a finished run (no DONE marker) and says so in one line."""
+    import depth_hints.options
+    import depth_hints.trainer
+    from depth_hints.demo import train_run
+    from depth_hints.errors import DepthHintsError
+
+    class Stopped:
+        def __init__(self, opt):
+            pass
+
+        def train(self):
+            return {"steps": 3, "epochs": 0, "losses": [1.0, 0.9, 0.8], "preempted": True, "is_main": True}
+
+    monkeypatch.setattr(depth_hints.options, "parse_train", lambda argv: argv)
+    monkeypatch.setattr(depth_hints.trainer, "Trainer", Stopped)
+    cfg = DemoConfig.tiny(num_steps=10)
+    with pytest.raises(DepthHintsError, match=r"with_hints \(seed 0\) stopped at step 3 of 10; run the demo again"):
+        train_run("with_hints", str(tmp_path), str(tmp_path / "split"), str(tmp_path / "runs"), cfg, 0)
+    assert not os.path.exists(tmp_path / "runs" / "with_hints" / "models" / "DONE")
