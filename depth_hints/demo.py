@@ -138,9 +138,34 @@ def make_world(data_dir: str, cfg: DemoConfig) -> str:
     from . import synthetic
     _stage(f"synthetic world: {cfg.num_drives} drives x {cfg.frames_per_drive} frames at "
            f"{cfg.world_width}x{cfg.world_height} -> {data_dir}")
+    remove_outdated_world(data_dir, cfg)
     summary = synthetic.write_synthetic_kitti(data_dir, cfg.num_drives, cfg.frames_per_drive, cfg.world_width,
                                               cfg.world_height, seed=cfg.seed, show_progress=True)
     return str(summary.get("split_dir") or os.path.join(data_dir, "splits", "synthetic"))
+
+
+def remove_outdated_world(data_dir: str, cfg: DemoConfig) -> bool:
+    """The demo owns its world folder: one written by another version of the generator, or
+    with another seed or size, is removed with everything derived from it (hints, training
+    cache, ground truth) so that it is generated afresh. A folder that is not a generated
+    world is left alone. Returns whether it was removed."""
+    import shutil
+    from .synthetic.scene import WORLD_VERSION
+    path = os.path.join(data_dir, "synthetic_kitti.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        recorded = json.load(f)
+    wanted = {"format": "depth-hints synthetic KITTI raw", "version": WORLD_VERSION, "seed": cfg.seed,
+              "width": cfg.world_width, "height": cfg.world_height, "frames_per_drive": cfg.frames_per_drive}
+    if recorded.get("format") != wanted["format"] or all(recorded.get(k) == v for k, v in wanted.items()):
+        return False
+    print(f"{data_dir} holds a world of generator version {recorded.get('version')} ({recorded.get('width')}x"
+          f"{recorded.get('height')}, seed {recorded.get('seed')}); this demo needs version {WORLD_VERSION} "
+          f"({cfg.world_width}x{cfg.world_height}, seed {cfg.seed}): regenerating it with its hints, "
+          f"cache and ground truth", flush=True)
+    shutil.rmtree(data_dir)
+    return True
 
 
 def precompute_hints(data_dir: str, split: str, cfg: DemoConfig) -> dict:

@@ -133,3 +133,29 @@ def test_an_interrupted_training_is_not_marked_done(tmp_path, monkeypatch):
     with pytest.raises(DepthHintsError, match=r"with_hints \(seed 0\) stopped at step 3 of 10; run the demo again"):
         train_run("with_hints", str(tmp_path), str(tmp_path / "split"), str(tmp_path / "runs"), cfg, 0)
     assert not os.path.exists(tmp_path / "runs" / "with_hints" / "models" / "DONE")
+
+
+def test_a_world_of_an_older_generator_is_regenerated(tmp_path, capsys):
+    """The car paint changed in generator version 2: a demo folder of version 1 (with its hints
+    and cache) is removed and generated afresh; a current one is kept; a folder that is not a
+    generated world is never removed."""
+    from depth_hints.demo import make_world, remove_outdated_world
+    from depth_hints.synthetic.scene import WORLD_VERSION
+    data, cfg = str(tmp_path / "world"), DemoConfig.tiny(num_drives=2, frames_per_drive=3)
+    make_world(data, cfg)
+    record = os.path.join(data, "synthetic_kitti.json")
+    assert json.load(open(record))["version"] == WORLD_VERSION == 2
+    assert not remove_outdated_world(data, cfg)
+    stale = os.path.join(data, "depth_hints", "stale.npy")
+    os.makedirs(os.path.dirname(stale))
+    open(stale, "w").close()
+    recorded = json.load(open(record))
+    with open(record, "w") as f:
+        json.dump({**recorded, "version": 1}, f)
+    make_world(data, cfg)
+    assert "generator version 1" in capsys.readouterr().out
+    assert json.load(open(record))["version"] == WORLD_VERSION and not os.path.exists(stale)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "synthetic_kitti.json").write_text(json.dumps({"format": "something else", "version": 1}))
+    assert not remove_outdated_world(str(other), cfg) and other.exists()

@@ -303,3 +303,27 @@ def test_rerun_skips_existing_files_and_overwrite_rewrites(tmp_path):
         S.write_synthetic_kitti(str(out), **dict(kw, width=96))
     S.write_synthetic_kitti(str(out), overwrite=True, **kw)
     assert all(os.stat(p).st_mtime_ns != old_ns for p in files)
+
+
+def test_car_paint_is_mottled_and_a_bare_body_is_its_tint():
+    """Car bodies carry a grey texture (generator version 2): across a body's side face the
+    albedo varies by about PAINT_CONTRAST x the texture's spread; with no texture (tex -1) the
+    same face is its flat tint, as in version 1."""
+    from depth_hints.synthetic import renderer, scene
+    world = S.make_world(0, 0, 5)
+    bodies = np.flatnonzero(world.mat == scene._PAINT)
+    assert bodies.size > 0
+    assert (world.tex[bodies] >= 0).all() and np.allclose(world.contrast[bodies], scene.PAINT_CONTRAST)
+    k = int(bodies[0])
+    lo, hi = world.aabb[k][:3], world.aabb[k][3:]
+    zs, ys = np.meshgrid(np.linspace(lo[2] + 0.5, hi[2] - 0.5, 40), np.linspace(lo[1] + 0.05, lo[1] + 0.3, 8))
+    P = np.stack([np.full(zs.size, hi[0]), ys.ravel(), zs.ravel()], 1).astype(np.float32)  # side face, above the sills
+    nrm = np.tile(np.float32([1, 0, 0]), (len(P), 1))
+    fp = np.full(len(P), 1e-3, np.float32)
+    ids = np.full(len(P), k)
+    albedo = renderer._albedo(world, ids, P, nrm, fp)
+    spread = albedo.std(0) / albedo.mean(0)
+    assert (spread > 0.02).all() and (spread < 3 * scene.PAINT_CONTRAST).all()
+    world.tex[k] = -1
+    bare = renderer._albedo(world, ids, P, nrm, fp)
+    np.testing.assert_allclose(bare, np.broadcast_to(np.clip(world.tint[k], 0, 1), bare.shape), rtol=1e-6)

@@ -18,7 +18,7 @@ from depth_hints.kitti import camera_folder, depth_to_png_array
 
 from .lidar import lidar_sweep
 from .renderer import render_stereo_frame
-from .scene import (CAMERA_X, DATE, MAX_GT_DEPTH, VELO_TO_CAM_R, VELO_TO_CAM_T, drive_name,
+from .scene import (CAMERA_X, DATE, WORLD_VERSION, MAX_GT_DEPTH, VELO_TO_CAM_R, VELO_TO_CAM_T, drive_name,
                     intrinsics, make_world, projection_matrix, velo_to_world)
 
 
@@ -187,7 +187,7 @@ def write_synthetic_kitti(out_dir: str = "data/synthetic_kitti", num_drives: int
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
 
-    config = {"format": "depth-hints synthetic KITTI raw", "version": 1, "seed": int(seed),
+    config = {"format": "depth-hints synthetic KITTI raw", "version": WORLD_VERSION, "seed": int(seed),
               "width": int(width), "height": int(height),
               "frames_per_drive": int(frames_per_drive)}
     cfg_path = os.path.join(out_dir, "synthetic_kitti.json")

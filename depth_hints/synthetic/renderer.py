@@ -286,7 +286,7 @@ def _mat_wall(world, k, P, nrm, fp, u, v, ax):
 
 
 def _mat_paint(world, k, P, nrm, fp, u, v, ax):
-    tint = world.tint[k]
+    tint = _textured(world, k, P, nrm, fp, u, v, ax)  # the tint when the body has no texture
     ex = world.extra[k]
     clear, xa, xb, top = ex[:, 0], ex[:, 1], ex[:, 2], ex[:, 3]
     fpx = np.maximum(fp, 1e-4)

@@ -38,6 +38,9 @@ from .textures import _fractal_noise, _image_textures
 # ----------------------------------------------------------------------------
 
 DATE = "2030_01_01"
+# The generator's version, recorded with every world written: a folder of another version is
+# not added to. 2: car paint mottled (PAINT_CONTRAST), the layout unchanged.
+WORLD_VERSION = 2
 NORMALISED_INTRINSICS = geometry.KITTI_NORMALISED_INTRINSICS  # fx/W, fy/H, cx/W, cy/H (KITTI's)
 CAMERA_X = {0: 0.0, 1: 0.54, 2: -0.06, 3: 0.48}      # camera centres on rectified x (m)
 BASELINE = CAMERA_X[3] - CAMERA_X[2]                  # 0.54 m between the colour cameras
@@ -317,7 +320,7 @@ def make_world(seed: int, drive_index: int, num_frames: int = 50) -> World:
                 Wc = float(rng.uniform(1.7, 1.9))
                 xo = road_half - 0.25 - float(rng.uniform(0.0, 0.15))
                 xa, xb = sorted((side * xo, side * (xo - Wc)))
-                _car(B, rng, xa, xb, z, z + L, small)
+                _car(B, rng, xa, xb, z, z + L, small, noise[1])
                 z += L + float(rng.uniform(0.8, 6.0))
             else:
                 z += float(rng.uniform(4, 15))
@@ -448,12 +451,20 @@ def _tree(B: _Builder, rng, x, z, kerb_h, bark, leaves, cull):
              float(rng.uniform(15, 30)), 0.5, cull=cull + 20, toff=tuple(rng.uniform(0, 512, 2)))
 
 
-def _car(B: _Builder, rng, xa, xb, za, zb, cull):
+# Car paint carries a faint mottling (grime, reflections of the street): a uniform body gives
+# the photometric loss nothing to match, and real paint is never uniform. Its offset comes
+# from the car's position, not from the random stream, so the world's layout is unchanged.
+PAINT_TEXELS_PER_METRE = 40.0
+PAINT_CONTRAST = 0.25
+
+
+def _car(B: _Builder, rng, xa, xb, za, zb, cull, paint_tex: int = -1):
     tint = np.array(_CAR_TINTS[int(rng.integers(len(_CAR_TINTS)))]) * rng.uniform(0.85, 1.1)
     L = zb - za
     clear, body_top = 0.3, -1.05 - float(rng.uniform(-0.05, 0.1))
-    B.box((xa, body_top, za), (xb, -clear, zb), _PAINT, tint, extra=(clear, xa, xb, body_top),
-          cull=cull + 40)
+    B.box((xa, body_top, za), (xb, -clear, zb), _PAINT, tint, paint_tex, tscale=PAINT_TEXELS_PER_METRE,
+          contrast=PAINT_CONTRAST, extra=(clear, xa, xb, body_top), cull=cull + 40,
+          toff=((za * 37.0) % 256.0, (xa * 53.0) % 256.0))
     f0 = float(rng.uniform(0.2, 0.3)) * L
     f1 = float(rng.uniform(0.15, 0.25)) * L
     cab_top = body_top - float(rng.uniform(0.4, 0.55))

@@ -18,7 +18,7 @@ from .kitti_writer import (SyntheticWorldError, _atomic_write_bytes, _check_worl
                            _png_bytes, _refuse_other_parameters,
                            _write_text_if_changed)
 from .renderer import render_view
-from .scene import World, camera_to_world, make_world
+from .scene import WORLD_VERSION, World, camera_to_world, make_world
 
 
 # ----------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def write_synthetic_sceneflow(out_dir: str = "data/synthetic_sceneflow", num_seq
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
 
-    config = {"format": "depth-hints synthetic SceneFlow (FlyingThings3D layout)", "version": 1,
+    config = {"format": "depth-hints synthetic SceneFlow (FlyingThings3D layout)", "version": WORLD_VERSION,
               "seed": int(seed), "width": int(width), "height": int(height),
               "frames_per_sequence": int(frames_per_sequence), "baseline": SCENEFLOW_RIG_BASELINE,
               "focal_px": float(sceneflow_intrinsics(width, height)[0, 0]),
