@@ -148,7 +148,7 @@ def write_demo_report(out_dir: str, metrics: dict, figures: list, loss_png: str 
               "fused-SGM hints improves it, over all pixels and on thin structures, for the same "
               "seeds, data and settings.",
               "- It does not reproduce the paper's KITTI numbers: the world is synthetic (simple "
-              "shapes, Lambertian-like shading, no moving objects, no sensor noise), the training is "
+              "shapes, Lambertian-like shading, no moving objects, mild Gaussian sensor noise), the training is "
               "a few hundred steps from scratch instead of 20 epochs from ImageNet weights, at 320x96.",
               "- Two optional, non-monodepth2 settings are on in both runs: `--init_depth` and "
               "`--lr_warmup_steps` with a 10x learning rate (see the README).",

@@ -42,7 +42,8 @@ WORLD_MARKER = "synthetic_kitti.json"
 
 def default_world_folder() -> str:
     """The cache folder of the benchmark's synthetic world, in the temporary directory."""
-    return os.path.join(tempfile.gettempdir(), "depth_hints_benchmark_world_1242x375")
+    from depth_hints.synthetic.scene import WORLD_VERSION  # a new generator, a new folder
+    return os.path.join(tempfile.gettempdir(), f"depth_hints_benchmark_world_v{WORLD_VERSION}_1242x375")
 
 
 def check_world_folder(root: str) -> None:

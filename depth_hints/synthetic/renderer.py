@@ -9,6 +9,7 @@ import numpy as np
 from .scene import (KITTI_PIXEL_OFFSET, NEAR, World, _BARK, _BOX, _CYL, _FOLIAGE, _GLASS, _GROUND,
                     _METAL, _PAINT, _PLAIN, _POSTER, _ROAD, _RUBBER, _SIGN,
                     _SPH, _WALL, camera_to_world, intrinsics)
+from .scene import PAINT_REFLECTION
 from .textures import _box_cov, _hash2, _periodic_cov, _sample, _text_texture
 
 
@@ -286,7 +287,10 @@ def _mat_wall(world, k, P, nrm, fp, u, v, ax):
 
 
 def _mat_paint(world, k, P, nrm, fp, u, v, ax):
-    tint = _textured(world, k, P, nrm, fp, u, v, ax)  # the tint when the body has no texture
+    # mottled paint: the texture scales the tint (grime) and adds a colourless term (reflections
+    # of the street, as visible on a black car as on a white one); the tint when untextured
+    g = _gray_lookup(world, world.tex[k], u, v, fp, world.tscale[k], world.toff[k])
+    tint = world.tint[k] * (1.0 + world.contrast[k] * g)[:, None] + np.float32(PAINT_REFLECTION) * g[:, None]
     ex = world.extra[k]
     clear, xa, xb, top = ex[:, 0], ex[:, 1], ex[:, 2], ex[:, 3]
     fpx = np.maximum(fp, 1e-4)

@@ -39,7 +39,7 @@ from .textures import _fractal_noise, _image_textures
 
 DATE = "2030_01_01"
 # The generator's version, recorded with every world written: a folder of another version is
-# not added to. 2: car paint mottled (PAINT_CONTRAST), the layout unchanged.
+# not added to. 2: car paint mottled (PAINT_CONTRAST, PAINT_REFLECTION), the layout unchanged.
 WORLD_VERSION = 2
 NORMALISED_INTRINSICS = geometry.KITTI_NORMALISED_INTRINSICS  # fx/W, fy/H, cx/W, cy/H (KITTI's)
 CAMERA_X = {0: 0.0, 1: 0.54, 2: -0.06, 3: 0.48}      # camera centres on rectified x (m)
@@ -455,7 +455,8 @@ def _tree(B: _Builder, rng, x, z, kerb_h, bark, leaves, cull):
 # the photometric loss nothing to match, and real paint is never uniform. Its offset comes
 # from the car's position, not from the random stream, so the world's layout is unchanged.
 PAINT_TEXELS_PER_METRE = 40.0
-PAINT_CONTRAST = 0.25
+PAINT_CONTRAST = 0.25    # relative: grime
+PAINT_REFLECTION = 0.06  # absolute albedo: reflections
 
 
 def _car(B: _Builder, rng, xa, xb, za, zb, cull, paint_tex: int = -1):
