@@ -40,7 +40,7 @@ class DemoConfig:
     train_width: int = 320
     train_height: int = 96
     batch_size: int = 6
-    num_steps: int = 150
+    num_steps: int = 400      # ~3 min per run on 2 cores with the training cache
     learning_rate: float = 1e-3
     lr_warmup_steps: int = 10
     init_depth: float = 2.0   # training units (baseline 0.1): about 11 m on the KITTI rig
@@ -99,12 +99,11 @@ def time_one_step(cfg: DemoConfig) -> float:
     return seconds
 
 
-# Calibrated on a quiet 2-core machine with the device-side augmentation (issue 18): one timed
-# step 0.66 s; `make demo` from a fresh clone took 234 s, of which the world, hints and ground
-# truth 54 s (104 frames) and training 2 x ~85 s. So a run's steps cost 0.85 timed steps each
-# (validation batches, loading, logging), start-up + checkpoint + evaluation 8, and the world,
-# hints and ground truth 80 per 100 frames.
-STEP_FACTOR = 0.85
+# Calibrated on a quiet 2-core machine with the training cache and the device-side augmentation
+# (issue 18): one timed step 0.66 s, a 300-step run 130-145 s of training. So a run's steps cost
+# 0.70 timed steps each (validation batches, loading, logging), start-up + checkpoint +
+# evaluation 8, and the world, hints, cache and ground truth 80 per 100 frames.
+STEP_FACTOR = 0.70
 RUN_OVERHEAD_STEPS = 8
 WORLD_STEPS_PER_100_FRAMES = 80
 
