@@ -297,7 +297,7 @@ def load_or_predict(options, collected: list, test_images,
     min_depth, max_depth = recorded_depth_range(options, info.options)
     workers = loader_workers(options.num_workers, usable_cores())
     print(f"-> Predicting {len(paths)} images of {test_files} at {width}x{height} on {device} "
-          f"(depth range {min_depth:g}..{max_depth:g}, {workers} loader workers)")
+          f"(depth range {min_depth:g}..{max_depth:g}, {workers} loader worker{'s' * (workers != 1)})")
     pred_disps = predict_disparities(encoder, decoder, paths, height, width, options.batch_size,
                                      options.post_process, min_depth, max_depth, device, workers, crop)
     return pred_disps, f"{options.load_weights_folder} over {test_files}"

@@ -184,7 +184,7 @@ def evaluate_pose(options, split_folder: str | os.PathLike | None = None) -> dic
                                          batch_size=options.batch_size, shuffle=False,
                                          num_workers=workers)
     print(f"-> Predicting {len(pairs)} frame pairs of sequence {sequence:02d} on {device} "
-          f"({workers} loader workers)")
+          f"({workers} loader worker{'s' * (workers != 1)})")
     pred_relative = np.concatenate([motion(batch).cpu().numpy().astype(np.float64)
                                     for batch in tqdm(loader, desc="pose", unit="batch")])
 

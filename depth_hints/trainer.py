@@ -320,7 +320,7 @@ class Trainer:
               f": {d.world_size} process{'es' if d.world_size > 1 else ''} x batch {opt.batch_size}"
               f" = global batch {d.world_size * opt.batch_size}, learning rate {opt.learning_rate:g}"
               f" (not scaled), {precision}, channels_last={self.channels_last}, "
-              f"{self.num_workers} loader workers"
+              f"{self.num_workers} loader worker{'s' * (self.num_workers != 1)}"
               f"{', SyncBatchNorm' if opt.sync_bn and d.is_distributed else ''}"
               f"{', torch.compile (training step)' if opt.compile else ''}")
 
