@@ -108,22 +108,27 @@ RUN_OVERHEAD_STEPS = 8
 WORLD_STEPS_PER_100_FRAMES = 80
 
 
-def expected_seconds(cfg: DemoConfig, step: float) -> tuple:
+def expected_seconds(cfg: DemoConfig, step: float, runs: int | None = None,
+                     world_ready: bool = False) -> tuple:
     """(total, training) seconds expected for ``cfg`` when one training step takes ``step``
-    seconds: 2 runs x seeds x (num_steps x STEP_FACTOR + RUN_OVERHEAD_STEPS) steps, plus the
-    world, hints and ground truth (WORLD_STEPS_PER_100_FRAMES per 100 frames)."""
-    runs = 2 * cfg.seeds
+    seconds: ``runs`` training runs (default all, 2 x seeds) of (num_steps x STEP_FACTOR +
+    RUN_OVERHEAD_STEPS) steps each, plus the world, hints, cache and ground truth
+    (WORLD_STEPS_PER_100_FRAMES per 100 frames) unless ``world_ready``."""
+    runs = 2 * cfg.seeds if runs is None else runs
     training = runs * cfg.num_steps * step * STEP_FACTOR
-    rest = (runs * RUN_OVERHEAD_STEPS + cfg.num_drives * cfg.frames_per_drive / 100 * WORLD_STEPS_PER_100_FRAMES) * step
-    return training + rest, training
+    world = 0.0 if world_ready else cfg.num_drives * cfg.frames_per_drive / 100 * WORLD_STEPS_PER_100_FRAMES
+    return training + (runs * RUN_OVERHEAD_STEPS + world) * step, training
 
 
-def print_expected_time(cfg: DemoConfig) -> float:
-    """Print the expected wall time of the demo from one timed step; returns it in seconds."""
+def print_expected_time(cfg: DemoConfig, runs: int | None = None, world_ready: bool = False) -> float:
+    """Print the expected wall time of the demo from one timed step (only the ``runs`` still to
+    train, the world only when it is not there yet); returns it in seconds."""
     step = time_one_step(cfg)
-    total, training = expected_seconds(cfg, step)
+    total, training = expected_seconds(cfg, step, runs, world_ready)
+    left = 2 * cfg.seeds if runs is None else runs
+    done = f", {2 * cfg.seeds - left} of {2 * cfg.seeds} runs trained before" if left < 2 * cfg.seeds else ""
     print(f"==> one training step takes {step:.2f} s here: expect about {total / 60:.0f} minutes "
-          f"({training / 60:.0f} of them training, {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}; "
+          f"({training / 60:.0f} of them training, {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}{done}; "
           f"more if the CPU is shared)", flush=True)
     return total
 
@@ -143,6 +148,26 @@ def make_world(data_dir: str, cfg: DemoConfig) -> str:
     return str(summary.get("split_dir") or os.path.join(data_dir, "splits", "synthetic"))
 
 
+WORLD_FORMAT = "depth-hints synthetic KITTI raw"
+
+
+def _world_record(data_dir: str) -> dict | None:
+    path = os.path.join(data_dir, "synthetic_kitti.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def world_is_current(data_dir: str, cfg: DemoConfig) -> bool:
+    """Whether ``data_dir`` holds the world ``cfg`` asks for, written by this generator."""
+    from .synthetic.scene import WORLD_VERSION
+    recorded = _world_record(data_dir) or {}
+    wanted = {"format": WORLD_FORMAT, "version": WORLD_VERSION, "seed": cfg.seed, "width": cfg.world_width,
+              "height": cfg.world_height, "frames_per_drive": cfg.frames_per_drive}
+    return all(recorded.get(k) == v for k, v in wanted.items())
+
+
 def remove_outdated_world(data_dir: str, cfg: DemoConfig) -> bool:
     """The demo owns its world folder: one written by another version of the generator, or
     with another seed or size, is removed with everything derived from it (hints, training
@@ -150,14 +175,8 @@ def remove_outdated_world(data_dir: str, cfg: DemoConfig) -> bool:
     world is left alone. Returns whether it was removed."""
     import shutil
     from .synthetic.scene import WORLD_VERSION
-    path = os.path.join(data_dir, "synthetic_kitti.json")
-    if not os.path.isfile(path):
-        return False
-    with open(path) as f:
-        recorded = json.load(f)
-    wanted = {"format": "depth-hints synthetic KITTI raw", "version": WORLD_VERSION, "seed": cfg.seed,
-              "width": cfg.world_width, "height": cfg.world_height, "frames_per_drive": cfg.frames_per_drive}
-    if recorded.get("format") != wanted["format"] or all(recorded.get(k) == v for k, v in wanted.items()):
+    recorded = _world_record(data_dir)
+    if recorded is None or recorded.get("format") != WORLD_FORMAT or world_is_current(data_dir, cfg):
         return False
     print(f"{data_dir} holds a world of generator version {recorded.get('version')} ({recorded.get('width')}x"
           f"{recorded.get('height')}, seed {recorded.get('seed')}); this demo needs version {WORLD_VERSION} "
@@ -228,6 +247,16 @@ def training_signature(cfg: DemoConfig, seed: int) -> str:
     return json.dumps({**fields, "training_seed": seed}, sort_keys=True)
 
 
+def trained_before(name: str, log_dir: str, cfg: DemoConfig, seed: int) -> bool:
+    """Whether run ``name`` of ``seed`` finished before with this configuration."""
+    models_dir = os.path.join(log_dir, name, "models")
+    done_marker = os.path.join(models_dir, "DONE")
+    if not (os.path.isfile(done_marker) and os.path.isfile(os.path.join(models_dir, "losses.json"))):
+        return False
+    with open(done_marker) as f:
+        return f.read().strip() == training_signature(cfg, seed)
+
+
 def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfig, seed: int):
     """Train one model (skipped when its final weights exist); returns (weights folder, the
     training loss of every step)."""
@@ -237,8 +266,7 @@ def train_run(name: str, data_dir: str, split: str, log_dir: str, cfg: DemoConfi
     done_marker = os.path.join(models_dir, "DONE")
     losses_path = os.path.join(models_dir, "losses.json")
     signature = training_signature(cfg, seed)
-    if os.path.isfile(done_marker) and open(done_marker).read().strip() == signature \
-            and os.path.isfile(losses_path):
+    if trained_before(name, log_dir, cfg, seed):
         with open(losses_path) as f:
             return latest_checkpoint(models_dir), json.load(f)  # trained before with this configuration
     _stage(f"training {name}, seed {seed} ({cfg.num_steps} steps, batch {cfg.batch_size}, "
@@ -366,7 +394,10 @@ def run_demo(quick: bool = False, out_dir: str = "demo_output", data_dir: str = 
     from .evaluation import METRIC_NAMES, load_gt_depths, load_pred_disps
     cfg = cfg or (DemoConfig.quick() if quick else DemoConfig())
     start = time.time()
-    expected = print_expected_time(cfg)
+    log_root = os.path.join(out_dir, "runs", "quick" if quick else "full")
+    to_train = sum(not trained_before(name, os.path.join(log_root, f"seed_{seed}"), cfg, seed)
+                   for seed in cfg.training_seeds for name in RUNS)
+    expected = print_expected_time(cfg, to_train, world_is_current(data_dir, cfg))
     os.makedirs(out_dir, exist_ok=True)
     split = make_world(data_dir, cfg)
     hint_summary = precompute_hints(data_dir, split, cfg)
@@ -374,7 +405,6 @@ def run_demo(quick: bool = False, out_dir: str = "demo_output", data_dir: str = 
     gt_path = export_ground_truth(data_dir, split)
     gt_depths = load_gt_depths(gt_path)
     masks = thin_masks(data_dir, split)
-    log_root = os.path.join(out_dir, "runs", "quick" if quick else "full")
     per_seed, losses, first_disps = {}, {}, None
     for seed in cfg.training_seeds:
         key = str(seed)

@@ -110,6 +110,10 @@ def test_expected_time_is_steps_times_the_timed_step(monkeypatch, capsys):
     assert (f"about {total / 60:.0f} minutes ({training / 60:.0f} of them training, 3 seeds"
             in capsys.readouterr().out)
     assert expected_seconds(DemoConfig(seeds=1), 1.0)[1] == pytest.approx(2 * DemoConfig().num_steps * demo.STEP_FACTOR)
+    # seeds added to a finished one-seed run: only the 4 runs left, no world to generate
+    left = 4 * 100 * 2.0 * demo.STEP_FACTOR + 4 * demo.RUN_OVERHEAD_STEPS * 2.0
+    assert print_expected_time(cfg, runs=4, world_ready=True) == pytest.approx(left)
+    assert "3 seeds, 2 of 6 runs trained before" in capsys.readouterr().out
 
 
 def test_an_interrupted_training_is_not_marked_done(tmp_path, monkeypatch):
